@@ -1,0 +1,28 @@
+# Two entry points a newcomer needs: `make pipeline` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup pipeline test lint clean
+
+setup: $(VENV)/.installed
+
+# torch first, from the CPU wheel, so that requirements.txt's range installs nothing bigger.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+pipeline: setup  ## validate → fine-tune (tiny, offline, CPU) on the bundled data
+	$(PY) -m flows.train_pipeline --base-model tiny
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf artifacts/runs artifacts/mlflow.db artifacts/mlruns .pytest_cache

@@ -1,0 +1,154 @@
+"""Training throughput on the KoBART-base shape: pad-to-512 (the original code) vs dynamic padding.
+
+    python -m benchmarks.train_throughput --steps 8 --pad512-steps 2
+
+Random initialisation (no download); real questions from data/train.tsv,
+tokenised by a BPE tokenizer trained on them (8k vocabulary, a proxy for
+KoBART's subword granularity on Korean). Each mode runs full optimiser steps
+(forward, backward, AdamW) at the same batch size in the same process, and
+reports samples/s after one warm-up step, and the ratio to pad-to-512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import BartConfig, BartForConditionalGeneration
+
+from keyword_extractor.data import (
+    DynamicPaddingCollator,
+    EncodedPairs,
+    EncodingSettings,
+    LengthGroupedSampler,
+)
+from keyword_extractor.tiny import train_tokenizer
+from keyword_extractor.tsv import load_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KOBART_BASE_SHAPE = dict(
+    vocab_size=30000,
+    d_model=768,
+    encoder_layers=6,
+    decoder_layers=6,
+    encoder_attention_heads=16,
+    decoder_attention_heads=16,
+    encoder_ffn_dim=3072,
+    decoder_ffn_dim=3072,
+    max_position_embeddings=1026,
+)
+
+
+def build_model(device: torch.device) -> BartForConditionalGeneration:
+    torch.manual_seed(0)
+    config = BartConfig(**KOBART_BASE_SHAPE, pad_token_id=2, bos_token_id=0, eos_token_id=1, decoder_start_token_id=1)
+    return BartForConditionalGeneration(config).to(device).train()
+
+
+def measure(model, loader, steps: int, device: torch.device, precision: str) -> dict:
+    """Samples/s and padded tokens per sample over `steps` optimiser steps after one warm-up step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    batches = iter(loader)
+    samples = tokens = 0
+    started = None
+    for step in range(steps + 1):
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step == 0:
+            started = time.perf_counter()
+            continue
+        samples += batch["input_ids"].size(0)
+        tokens += batch["input_ids"].numel() + batch["labels"].numel()
+    seconds = time.perf_counter() - started
+    return {
+        "samples_per_s": samples / seconds,
+        "tokens_per_sample": tokens / samples,
+        "steps": steps,
+        "seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", default=str(ROOT / "data" / "train.tsv"))
+    parser.add_argument("--batch-size", type=int, default=8, help="same for every mode (the original used 8)")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps for the dynamic modes")
+    parser.add_argument("--pad512-steps", type=int, default=2, help="timed steps for pad-to-512 (slow on CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    frame = load_pairs(args.train)
+    tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=8000)
+    settings = EncodingSettings.from_tokenizer(tokenizer, max_source_length=512, max_target_length=512)
+    pairs = EncodedPairs.for_keywords(tokenizer, frame, settings)
+    model = build_model(device)
+    collate = DynamicPaddingCollator(settings.pad_token_id)
+    generator = torch.Generator().manual_seed(0)
+    modes = {
+        "pad_to_512": (
+            DataLoader(
+                pairs,
+                args.batch_size,
+                shuffle=True,
+                generator=generator,
+                collate_fn=DynamicPaddingCollator(settings.pad_token_id, pad_to=512),
+            ),
+            args.pad512_steps,
+        ),
+        "dynamic_padding": (
+            DataLoader(pairs, args.batch_size, shuffle=True, generator=generator, collate_fn=collate),
+            args.steps,
+        ),
+        "dynamic_length_grouped": (
+            DataLoader(
+                pairs,
+                args.batch_size,
+                collate_fn=collate,
+                sampler=LengthGroupedSampler(pairs.lengths(), args.batch_size, seed=0),
+            ),
+            args.steps,
+        ),
+    }
+    random.seed(0)
+    results = {}
+    for name, (loader, steps) in modes.items():
+        results[name] = measure(model, loader, steps, device, args.precision)
+        print(
+            f"{name:24s} {results[name]['samples_per_s']:8.2f} samples/s  "
+            f"{results[name]['tokens_per_sample']:7.1f} tokens/sample  ({steps} steps)",
+            flush=True,
+        )
+    base = results["pad_to_512"]["samples_per_s"]
+    for name in ("dynamic_padding", "dynamic_length_grouped"):
+        results[name]["speedup_vs_pad_to_512"] = results[name]["samples_per_s"] / base
+        print(f"{name}: {results[name]['speedup_vs_pad_to_512']:.1f}x pad-to-512")
+    results["environment"] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "torch": torch.__version__,
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The model directory handed from training to evaluation, registry and serving.
+
+It is an ordinary Hugging Face directory (config, safetensors weights,
+tokenizer, generation config) plus `keyword_extractor.json` with what inference
+needs. Writes go to a temporary sibling first, so a crash never leaves a
+half-written model where a reader expects a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+SETTINGS_FILE = "keyword_extractor.json"
+
+
+@dataclass
+class InferenceSettings:
+    """Decoding and post-processing defaults that travel with the weights."""
+
+    max_source_length: int = 128
+    max_new_tokens: int = 48
+    num_beams: int = 1
+    grounded_decoding: bool = True
+    filter_ungrounded: bool = True
+    max_keywords: int = 6
+    separator: str = ", "
+    batch_size: int = 32
+    base_model: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def save(self, model_dir: str | Path) -> None:
+        Path(model_dir, SETTINGS_FILE).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> InferenceSettings:
+        path = Path(model_dir, SETTINGS_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{model_dir} is not a keyword model directory: {SETTINGS_FILE} is missing "
+                "(export one with `python -m keyword_extractor.export`)"
+            )
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+
+
+def write_model_dir(model, tokenizer, settings: InferenceSettings, output_dir: str | Path) -> Path:
+    """Save weights, tokenizer, generation config and settings atomically."""
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
+    try:
+        model.generation_config.max_new_tokens = settings.max_new_tokens
+        model.generation_config.num_beams = settings.num_beams
+        model.generation_config.max_length = None
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        settings.save(staging)
+        if output_dir.exists():
+            previous = output_dir.with_name(f".{output_dir.name}-previous")
+            shutil.rmtree(previous, ignore_errors=True)
+            output_dir.replace(previous)
+            staging.replace(output_dir)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.replace(output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output_dir

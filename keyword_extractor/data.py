@@ -1,0 +1,302 @@
+"""Turning question/keyword pairs into model batches.
+
+Questions are ~30 tokens, so batches are padded to their own longest row
+(dynamic padding), never to a fixed 512. Rows of similar length can be grouped
+into the same batch to cut padding further.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from keyword_extractor.keywords import clean_keywords, format_keywords, parse_keywords
+from keyword_extractor.tsv import load_pairs
+
+LABEL_PAD_ID = -100
+
+
+@dataclass(frozen=True)
+class EncodingSettings:
+    """Token ids and limits that define how text becomes model input."""
+
+    bos_token_id: int
+    eos_token_id: int
+    pad_token_id: int
+    mask_token_id: int | None
+    max_source_length: int = 128
+    max_target_length: int = 64
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, max_source_length: int = 128, max_target_length: int = 64) -> EncodingSettings:
+        return cls(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            mask_token_id=tokenizer.mask_token_id,
+            max_source_length=max_source_length,
+            max_target_length=max_target_length,
+        )
+
+
+def encode_sources(tokenizer, texts: Sequence[str], settings: EncodingSettings) -> list[list[int]]:
+    """`<s> question </s>`, as KoBART was pre-trained; special tokens added here, not by the tokenizer."""
+    pieces = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    body = settings.max_source_length - 2
+    return [[settings.bos_token_id, *ids[:body], settings.eos_token_id] for ids in pieces]
+
+
+def encode_targets(tokenizer, texts: Sequence[str], settings: EncodingSettings) -> list[list[int]]:
+    """`keywords </s>`: every target ends with EOS so generation learns to stop."""
+    pieces = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    body = settings.max_target_length - 1
+    return [[*ids[:body], settings.eos_token_id] for ids in pieces]
+
+
+def target_text(keyword_cell: str) -> str:
+    """The canonical target string for a `keyword` cell."""
+    return format_keywords(clean_keywords(parse_keywords(keyword_cell)))
+
+
+class EncodedPairs(Dataset):
+    """Pre-tokenised (source, labels) pairs; tokenising once keeps the data loader cheap."""
+
+    def __init__(self, sources: list[list[int]], labels: list[list[int]]):
+        if len(sources) != len(labels):
+            raise ValueError("sources and labels differ in length")
+        self.sources = sources
+        self.labels = labels
+
+    @classmethod
+    def for_keywords(cls, tokenizer, frame: pd.DataFrame, settings: EncodingSettings) -> EncodedPairs:
+        sources = encode_sources(tokenizer, frame["query"].tolist(), settings)
+        labels = encode_targets(tokenizer, [target_text(cell) for cell in frame["keyword"]], settings)
+        return cls(sources, labels)
+
+    @classmethod
+    def for_denoising(
+        cls, tokenizer, queries: Sequence[str], settings: EncodingSettings, mask_ratio: float = 0.2, seed: int = 0
+    ) -> EncodedPairs:
+        """BART's own objective on the questions: rebuild the question from a copy with tokens masked.
+
+        A model initialised from scratch first learns to copy from the source
+        this way; without it, it memorises training labels instead.
+        """
+        if settings.mask_token_id is None:
+            raise ValueError("denoising needs a tokenizer with a mask token")
+        rng = random.Random(seed)
+        sources = encode_sources(tokenizer, queries, settings)
+        labels = encode_targets(tokenizer, queries, settings)
+        noisy = []
+        for ids in sources:
+            body = [settings.mask_token_id if rng.random() < mask_ratio else token for token in ids[1:-1]]
+            noisy.append([ids[0], *body, ids[-1]])
+        return cls(noisy, labels)
+
+    @classmethod
+    def for_span_copying(
+        cls, tokenizer, queries: Sequence[str], settings: EncodingSettings, seed: int = 0
+    ) -> EncodedPairs:
+        """Warm-up whose targets look like real outputs: a few words of the question, in order, ', '-joined.
+
+        Words lose a trailing syllable at random, as keywords lose their particles,
+        so the model learns to copy, to stop inside a word, and to separate items.
+        """
+        rng = random.Random(seed)
+        targets = []
+        for query in queries:
+            words = [w.strip("?.!,") for w in query.split()]
+            words = [w for w in words if w]
+            picked = sorted(rng.sample(range(len(words)), k=min(len(words), rng.randint(1, 4))))
+            spans = [words[i][:-1] if len(words[i]) > 2 and rng.random() < 0.5 else words[i] for i in picked]
+            targets.append(format_keywords(spans))
+        return cls(encode_sources(tokenizer, queries, settings), encode_targets(tokenizer, targets, settings))
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return {"input_ids": self.sources[index], "labels": self.labels[index]}
+
+    def lengths(self) -> list[int]:
+        return [len(s) + len(t) for s, t in zip(self.sources, self.labels)]
+
+
+@dataclass(frozen=True)
+class DynamicPaddingCollator:
+    """Pad each batch to its longest row; labels padded with -100 so the loss ignores them."""
+
+    pad_token_id: int
+    pad_to: int | None = None  # only for reproducing fixed-length padding in benchmarks
+
+    def __call__(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        source_len = self.pad_to or max(len(row["input_ids"]) for row in rows)
+        target_len = self.pad_to or max(len(row["labels"]) for row in rows)
+        input_ids = torch.full((len(rows), source_len), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), source_len), dtype=torch.long)
+        labels = torch.full((len(rows), target_len), LABEL_PAD_ID, dtype=torch.long)
+        for i, row in enumerate(rows):
+            source, target = row["input_ids"], row["labels"]
+            input_ids[i, : len(source)] = torch.tensor(source)
+            attention_mask[i, : len(source)] = 1
+            labels[i, : len(target)] = torch.tensor(target)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Shuffled batches of rows of similar length, so dynamic padding pads little.
+
+    Rows are shuffled, cut into mega-batches of `group_factor` batches, sorted by
+    length inside each, and the resulting batches shuffled again: randomness for
+    SGD, little padding for speed. Under DDP each rank takes every world-th batch.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        group_factor: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_factor = group_factor
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        group = self.batch_size * self.group_factor
+        batches: list[list[int]] = []
+        for start in range(0, len(order), group):
+            chunk = sorted(order[start : start + group], key=self.lengths.__getitem__, reverse=True)
+            batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        rng.shuffle(batches)
+        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self._batches():
+            yield from batch
+
+    def __len__(self) -> int:
+        return sum(len(batch) for batch in self._batches())
+
+
+def split_train_val(frame: pd.DataFrame, val_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a seeded share of the training file when no validation file is given."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    val = frame.sample(frac=val_fraction, random_state=seed)
+    return frame.drop(val.index).reset_index(drop=True), val.reset_index(drop=True)
+
+
+class KeywordDataModule(pl.LightningDataModule):
+    """Train/val loaders; the first `denoise_epochs` epochs serve the denoising task instead."""
+
+    def __init__(
+        self,
+        tokenizer,
+        train_path: str | Path,
+        val_path: str | Path | None = None,
+        *,
+        settings: EncodingSettings,
+        batch_size: int = 8,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 42,
+        denoise_epochs: int = 0,
+        mask_ratio: float = 0.2,
+        warmup_task: str = "denoise",
+        group_by_length: bool = True,
+        limit_rows: int | None = None,
+    ):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.train_path = Path(train_path)
+        self.val_path = Path(val_path) if val_path else None
+        self.settings = settings
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.num_workers = num_workers
+        self.seed = seed
+        self.denoise_epochs = denoise_epochs
+        self.mask_ratio = mask_ratio
+        self.warmup_task = warmup_task
+        self.group_by_length = group_by_length
+        self.limit_rows = limit_rows
+        self.collator = DynamicPaddingCollator(settings.pad_token_id)
+        self.train_set: EncodedPairs | None = None
+        self.val_set: EncodedPairs | None = None
+        self.denoise_set: EncodedPairs | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train = load_pairs(self.train_path)
+        if self.limit_rows:
+            train = train.head(self.limit_rows)
+        if self.val_path:
+            val = load_pairs(self.val_path)
+        else:
+            train, val = split_train_val(train, self.val_fraction, self.seed)
+        self.train_set = EncodedPairs.for_keywords(self.tokenizer, train, self.settings)
+        self.val_set = EncodedPairs.for_keywords(self.tokenizer, val, self.settings)
+        if self.denoise_epochs:
+            queries = train["query"].tolist()
+            if self.warmup_task == "spans":
+                self.denoise_set = EncodedPairs.for_span_copying(self.tokenizer, queries, self.settings, self.seed)
+            else:
+                self.denoise_set = EncodedPairs.for_denoising(
+                    self.tokenizer, queries, self.settings, self.mask_ratio, self.seed
+                )
+
+    def _epoch(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.current_epoch if trainer is not None else 0
+
+    def steps_per_epoch(self, dataset: EncodedPairs, world_size: int) -> int:
+        per_rank = -(-len(dataset) // world_size)
+        return -(-per_rank // self.batch_size)
+
+    def _loader(self, dataset: EncodedPairs, shuffle: bool) -> DataLoader:
+        trainer = getattr(self, "trainer", None)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        common = dict(
+            batch_size=self.batch_size,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+        if shuffle and self.group_by_length:
+            sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, num_replicas=world, rank=rank)
+            sampler.set_epoch(self._epoch())
+            return DataLoader(dataset, sampler=sampler, **common)
+        if world > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
+            return DataLoader(dataset, sampler=sampler, **common)
+        return DataLoader(dataset, shuffle=shuffle, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        in_warmup = self.denoise_set is not None and self._epoch() < self.denoise_epochs
+        return self._loader(self.denoise_set if in_warmup else self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)

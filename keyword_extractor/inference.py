@@ -1,0 +1,103 @@
+"""`KeywordExtractor`: the one inference path used by evaluation, bulk prediction and the service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProcessorList
+
+from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.data import EncodingSettings, encode_sources
+from keyword_extractor.grounded import GroundedKeywordsProcessor, token_texts
+from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class KeywordExtractor:
+    """Load a model directory once; turn batches of questions into clean keyword lists."""
+
+    def __init__(self, model_dir: str | Path, device: str | None = None, half_precision_on_gpu: bool = True):
+        self.model_dir = Path(model_dir)
+        self.settings = InferenceSettings.load(self.model_dir)
+        self.device = pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        dtype = None
+        if self.device.type == "cuda" and half_precision_on_gpu:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.model = BartForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype).to(self.device).eval()
+        self.encoding = EncodingSettings.from_tokenizer(
+            self.tokenizer, max_source_length=self.settings.max_source_length
+        )
+        self.token_texts = token_texts(self.tokenizer) if self.settings.grounded_decoding else None
+        if self.settings.grounded_decoding and self.token_texts is None:
+            log.warning("grounded decoding needs a SentencePiece-style vocabulary; decoding unconstrained")
+
+    def _generate(self, questions: Sequence[str], num_beams: int, max_new_tokens: int, grounded: bool) -> list[str]:
+        sources = encode_sources(self.tokenizer, questions, self.encoding)
+        longest = max(len(ids) for ids in sources)
+        input_ids = torch.full((len(sources), longest), self.encoding.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(sources):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        processors = LogitsProcessorList()
+        if grounded and self.token_texts is not None:
+            processors.append(
+                GroundedKeywordsProcessor(
+                    self.token_texts, questions, num_beams, self.encoding.eos_token_id, len(self.token_texts)
+                )
+            )
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                num_beams=num_beams,
+                max_new_tokens=max_new_tokens,
+                logits_processor=processors,
+                do_sample=False,
+            )
+        return self.tokenizer.batch_decode(output, skip_special_tokens=True)
+
+    def extract(
+        self,
+        questions: Sequence[str],
+        *,
+        num_beams: int | None = None,
+        max_new_tokens: int | None = None,
+        max_keywords: int | None = None,
+        filter_ungrounded: bool | None = None,
+        grounded_decoding: bool | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[str]]:
+        """Keywords per question, in input order; every list is clean, deduplicated and capped."""
+        s = self.settings
+        num_beams = num_beams or s.num_beams
+        max_new_tokens = max_new_tokens or s.max_new_tokens
+        max_keywords = max_keywords or s.max_keywords
+        filter_ungrounded = s.filter_ungrounded if filter_ungrounded is None else filter_ungrounded
+        grounded = s.grounded_decoding if grounded_decoding is None else grounded_decoding
+        batch_size = batch_size or s.batch_size
+        order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+        results: list[list[str]] = [[] for _ in questions]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            texts = self._generate([questions[i] for i in chunk], num_beams, max_new_tokens, grounded)
+            for index, text in zip(chunk, texts):
+                keywords = clean_keywords(parse_keywords(text))
+                if filter_ungrounded:
+                    keywords = [k for k in keywords if is_grounded(k, questions[index])]
+                results[index] = keywords[:max_keywords]
+        return results
+
+    def extract_one(self, question: str, **options) -> list[str]:
+        return self.extract([question], **options)[0]

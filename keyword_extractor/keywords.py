@@ -1,0 +1,50 @@
+"""One definition of how keyword lists are written, read and compared."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+SEPARATOR = ", "
+_WHITESPACE = re.compile(r"\s+")
+# A comma between two digits is part of a number (1,200달러), not a separator.
+_ITEM_SEPARATOR = re.compile(r"(?<!\d),|,(?!\d)")
+
+
+def normalize(text: str) -> str:
+    """NFC and single spaces, so that visually equal keywords compare equal."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def parse_keywords(cell: str) -> list[str]:
+    """Split a `keyword` cell on commas; items are stripped, empty items kept as ''.
+
+    Empty items are kept so that validation can point at them; use
+    `clean_keywords` for model targets and predictions.
+    """
+    if not cell.strip():
+        return []
+    return [item.strip() for item in _ITEM_SEPARATOR.split(cell)]
+
+
+def clean_keywords(items: Iterable[str], max_keywords: int | None = None) -> list[str]:
+    """Normalised, non-empty, first occurrence wins, optionally capped."""
+    seen: set[str] = set()
+    cleaned: list[str] = []
+    for item in items:
+        keyword = normalize(item)
+        if keyword and keyword not in seen:
+            seen.add(keyword)
+            cleaned.append(keyword)
+    return cleaned[:max_keywords] if max_keywords is not None else cleaned
+
+
+def format_keywords(keywords: Iterable[str]) -> str:
+    """The training-target form: keywords joined by ', '."""
+    return SEPARATOR.join(keywords)
+
+
+def is_grounded(keyword: str, query: str) -> bool:
+    """A keyword is grounded when it occurs verbatim in the (normalised) question."""
+    return normalize(keyword) in normalize(query)

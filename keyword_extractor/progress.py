@@ -1,0 +1,46 @@
+"""Training progress that reads well both in a terminal and in a piped log (Prefect)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, RichProgressBar, TQDMProgressBar
+
+log = logging.getLogger("keyword_extractor.train")
+
+
+class EpochSummary(Callback):
+    """One log line per epoch: losses, learning rate, throughput. Rank 0 only."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._started = time.time()
+        self._rows = 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._rows += int(batch["input_ids"].size(0))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(self, "_started"):
+            return
+        metrics = trainer.callback_metrics
+        seconds = time.time() - self._started
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for name in ("train_loss_epoch", "train_loss", "val_loss"):
+            if name in metrics:
+                parts.append(f"{name.replace('_epoch', '')} {float(metrics[name]):.4f}")
+        parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}")
+        parts.append(f"{self._rows / max(seconds, 1e-9):.1f} rows/s")
+        log.info(" | ".join(parts))
+
+
+def progress_callbacks() -> list[Callback]:
+    """A live bar in a terminal; plain epoch lines when output goes to a file or a pipe."""
+    if sys.stdout.isatty():
+        try:
+            return [RichProgressBar(), EpochSummary()]
+        except ModuleNotFoundError:
+            return [TQDMProgressBar(), EpochSummary()]
+    return [EpochSummary()]

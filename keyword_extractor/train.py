@@ -1,0 +1,312 @@
+"""Fine-tune a BART-family model to write the keywords of a question.
+
+    python -m keyword_extractor.train --train data/train.tsv --base-model tiny --output-dir artifacts/train
+
+A process of its own: Lightning's DDP launcher re-executes this command line
+for every rank, which must never re-run a Prefect flow. Only rank 0 exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger
+
+from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.data import EncodingSettings, KeywordDataModule
+from keyword_extractor.modeling import DEFAULT_BASE_MODEL, TINY, BaseModelUnavailable, KeywordSeq2Seq, load_base
+from keyword_extractor.progress import progress_callbacks
+from keyword_extractor.tiny import TinySpec, build_tiny_base
+from keyword_extractor.tsv import DataFileError
+
+log = logging.getLogger("keyword_extractor.train")
+SUMMARY_FILE = "train_summary.json"
+
+# The original KoBART recipe, and what a from-scratch tiny model needs instead.
+PROFILE_DEFAULTS: dict[str, dict] = {
+    "pretrained": dict(
+        epochs=2,
+        denoise_epochs=0,
+        batch_size=8,
+        learning_rate=3e-5,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        schedule="linear",
+    ),
+    "tiny": dict(
+        epochs=12,
+        denoise_epochs=3,
+        batch_size=32,
+        learning_rate=1e-3,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        schedule="onecycle",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.train",
+        description="Fine-tune a BART-family seq2seq model (default KoBART) to extract keywords from Korean "
+        "questions, then export the best checkpoint as a Hugging Face model directory (<output-dir>/model).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--train", required=True, help="training TSV (columns: query, keyword)")
+    data.add_argument("--val", help="validation TSV; if omitted, --val-fraction of --train is held out")
+    data.add_argument("--val-fraction", type=float, default=0.05, help="share of --train held out when no --val")
+    data.add_argument("--max-source-length", type=int, default=128, help="question tokens kept (incl. <s> </s>)")
+    data.add_argument("--max-target-length", type=int, default=64, help="keyword tokens kept (incl. </s>)")
+    data.add_argument("--limit-train-rows", type=int, help="use only the first N training rows (smoke tests)")
+    data.add_argument(
+        "--no-group-by-length",
+        dest="group_by_length",
+        action="store_false",
+        help="plain shuffling instead of batching rows of similar length together",
+    )
+    data.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--base-model",
+        default=DEFAULT_BASE_MODEL,
+        help="Hugging Face id or local directory of a BART-family model, or 'tiny' to build a "
+        "small model from scratch offline (tokenizer trained on --train)",
+    )
+    model.add_argument("--tiny-vocab-size", type=int, default=TinySpec.vocab_size, help="tiny profile: BPE vocab")
+    model.add_argument("--tiny-d-model", type=int, default=TinySpec.d_model, help="tiny profile: hidden size")
+    model.add_argument(
+        "--tiny-layers", type=int, default=TinySpec.layers, help="tiny profile: encoder = decoder layers"
+    )
+    model.add_argument("--tiny-ffn-dim", type=int, default=TinySpec.ffn_dim, help="tiny profile: feed-forward size")
+
+    opt = p.add_argument_group("optimisation (defaults: the KoBART recipe; 'tiny' has its own, shown in brackets)")
+    tiny = PROFILE_DEFAULTS["tiny"]
+    opt.add_argument("--epochs", type=int, help=f"keyword fine-tuning epochs [2; tiny {tiny['epochs']}]")
+    opt.add_argument(
+        "--denoise-epochs",
+        type=int,
+        help=f"epochs of BART denoising on the questions before fine-tuning [0; tiny {tiny['denoise_epochs']}]",
+    )
+    opt.add_argument("--mask-ratio", type=float, default=0.2, help="share of tokens masked in denoising")
+    opt.add_argument(
+        "--warmup-task",
+        choices=["denoise", "spans"],
+        default="denoise",
+        help="warm-up objective: rebuild masked questions (BART denoising) or copy random question "
+        "words as a keyword list",
+    )
+    opt.add_argument("--batch-size", type=int, help=f"rows per batch and device [8; tiny {tiny['batch_size']}]")
+    opt.add_argument(
+        "--learning-rate", type=float, help=f"peak AdamW learning rate [3e-5; tiny {tiny['learning_rate']}]"
+    )
+    opt.add_argument("--warmup-ratio", type=float, help="share of steps with linear warm-up [0.1]")
+    opt.add_argument("--weight-decay", type=float, help="AdamW decay (never on bias/LayerNorm) [0.01]")
+    opt.add_argument(
+        "--schedule", choices=["linear", "onecycle"], help=f"LR schedule [linear; tiny {tiny['schedule']}]"
+    )
+    opt.add_argument("--gradient-clip", type=float, default=1.0, help="gradient norm clipping")
+    opt.add_argument("--max-steps", type=int, default=-1, help="stop after N optimiser steps (-1: run all epochs)")
+    opt.add_argument("--seed", type=int, default=42, help="seed for data split, shuffling and init")
+
+    hw = p.add_argument_group("hardware")
+    hw.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    hw.add_argument("--devices", default="auto", help="number of devices per node, or auto (all GPUs)")
+    hw.add_argument("--num-nodes", type=int, default=1, help="machines (with torchrun / SLURM)")
+    hw.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, deepspeed, ...")
+    hw.add_argument(
+        "--precision",
+        default="auto",
+        help="32-true, bf16-mixed, 16-mixed, or auto (bf16-mixed on GPUs that support it)",
+    )
+
+    run = p.add_argument_group("output")
+    run.add_argument("--output-dir", default="artifacts/train", help="checkpoints, logs, exported model")
+    run.add_argument(
+        "--resume", action="store_true", help="continue from <output-dir>/checkpoints/last.ckpt of an interrupted run"
+    )
+    run.add_argument("--num-beams", type=int, default=1, help="beam width stored with the exported model")
+    run.add_argument("--max-new-tokens", type=int, default=48, help="generation cap stored with the exported model")
+    return p
+
+
+def resolve_profile(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill options the user left unset from the profile's defaults."""
+    defaults = PROFILE_DEFAULTS["tiny" if args.base_model == TINY else "pretrained"]
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def prepare_base(args: argparse.Namespace, output_dir: Path) -> Path:
+    """A local directory holding the base weights and tokenizer, built or downloaded as needed."""
+    if args.base_model == TINY:
+        spec = TinySpec(
+            vocab_size=args.tiny_vocab_size,
+            d_model=args.tiny_d_model,
+            layers=args.tiny_layers,
+            ffn_dim=args.tiny_ffn_dim,
+            seed=args.seed,
+        )
+        return build_tiny_base(args.train, output_dir / "base", spec).resolve()
+    if Path(args.base_model).is_dir():
+        return Path(args.base_model).resolve()
+    target = output_dir / "base"
+    if not (target / "config.json").is_file():
+        model, tokenizer = load_base(args.base_model)
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    return target.resolve()
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    best_checkpoint: str
+    best_val_loss: float | None
+    epochs_run: int
+    seconds: float
+    resumed_from: str | None
+
+
+def build_trainer(
+    args: argparse.Namespace, output_dir: Path, loggers: list[Logger]
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    trainer = pl.Trainer(
+        max_epochs=args.denoise_epochs + args.epochs,
+        max_steps=args.max_steps,
+        accelerator=args.accelerator,
+        devices=args.devices if args.devices == "auto" else int(args.devices),
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+        precision=resolve_precision(args.precision),
+        gradient_clip_val=args.gradient_clip,
+        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *progress_callbacks()],
+        enable_progress_bar=sys.stdout.isatty(),
+        enable_model_summary=sys.stdout.isatty(),
+        logger=loggers,
+        default_root_dir=output_dir,
+        reload_dataloaders_every_n_epochs=1 if args.denoise_epochs else 0,
+        use_distributed_sampler=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    return trainer, checkpoint
+
+
+def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -> TrainResult | None:
+    """Run training; returns the result on rank 0 and None on the other ranks."""
+    started = time.time()
+    args = resolve_profile(args)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(args.seed, workers=True)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+    base_dir = prepare_base(args, output_dir)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    settings = EncodingSettings.from_tokenizer(tokenizer, args.max_source_length, args.max_target_length)
+    datamodule = KeywordDataModule(
+        tokenizer,
+        args.train,
+        args.val,
+        settings=settings,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        denoise_epochs=args.denoise_epochs,
+        mask_ratio=args.mask_ratio,
+        warmup_task=args.warmup_task,
+        group_by_length=args.group_by_length,
+        limit_rows=args.limit_train_rows,
+    )
+    datamodule.setup("fit")
+    loggers: list[Logger] = [CSVLogger(output_dir, name="logs"), *(extra_loggers or [])]
+    trainer, checkpoint = build_trainer(args, output_dir, loggers)
+    world = trainer.world_size
+    steps = args.epochs * datamodule.steps_per_epoch(datamodule.train_set, world)
+    if args.denoise_epochs:
+        steps += args.denoise_epochs * datamodule.steps_per_epoch(datamodule.denoise_set, world)
+    # The schedule always spans the planned epochs: --max-steps stops early (like an
+    # interruption) and a --resume then continues the very same schedule.
+    module = KeywordSeq2Seq(
+        str(base_dir),
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        total_steps=steps,
+        schedule=args.schedule,
+    )
+    last = output_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if args.resume and last.is_file() else None
+    if args.resume and resume_from is None:
+        log.warning("--resume given but %s does not exist; starting from scratch", last)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    if not trainer.is_global_zero:
+        return None
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    from keyword_extractor.export import export_checkpoint
+
+    inference = InferenceSettings(
+        max_source_length=args.max_source_length,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        base_model=args.base_model,
+    )
+    model_dir = export_checkpoint(best, output_dir / "model", inference)
+    best_score = checkpoint.best_model_score
+    result = TrainResult(
+        model_dir=str(model_dir.resolve()),
+        best_checkpoint=str(Path(best).resolve()),
+        best_val_loss=float(best_score) if best_score is not None else None,
+        epochs_run=trainer.current_epoch,
+        seconds=round(time.time() - started, 1),
+        resumed_from=resume_from,
+    )
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(result.__dict__, indent=2))
+    print(f"exported model to {result.model_dir} (best val_loss {result.best_val_loss}, {result.seconds}s)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        train(args)
+    except (BaseModelUnavailable, DataFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

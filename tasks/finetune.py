@@ -1,0 +1,130 @@
+"""Prefect task: fine-tune in a child process and stream its log.
+
+Training runs as `python -m keyword_extractor.train` in a subprocess because
+Lightning's DDP launcher re-executes the command line for every rank; run
+in-process, it would re-execute the Prefect flow instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from keyword_extractor.train import SUMMARY_FILE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class FineTuneOptions(BaseModel):
+    """Training options exposed as flow parameters; unset ones take the profile's defaults."""
+
+    base_model: str = Field("tiny", description="Hugging Face id, local directory, or 'tiny' (offline)")
+    epochs: int | None = Field(None, description="keyword fine-tuning epochs")
+    denoise_epochs: int | None = Field(None, description="denoising warm-up epochs before fine-tuning")
+    batch_size: int | None = Field(None, description="rows per batch and device")
+    learning_rate: float | None = Field(None, description="peak learning rate")
+    warmup_ratio: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = Field(None, description="linear or onecycle")
+    gradient_clip: float = 1.0
+    max_source_length: int = 128
+    max_target_length: int = 64
+    seed: int = 42
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    max_steps: int = -1
+    limit_train_rows: int | None = Field(None, description="use only the first N rows (smoke runs)")
+    num_beams: int = 1
+    max_new_tokens: int = 48
+    tiny_vocab_size: int | None = None
+    tiny_d_model: int | None = None
+    tiny_layers: int | None = None
+
+    def to_cli(self) -> list[str]:
+        args: list[str] = []
+        for name, value in self.model_dump().items():
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        return args
+
+
+class FineTuneResult(BaseModel):
+    model_dir: str
+    best_checkpoint: str
+    best_val_loss: float | None
+    epochs_run: int
+    seconds: float
+    resumed_from: str | None
+    output_dir: str
+
+
+class TrainingFailed(RuntimeError):
+    """The training process exited non-zero; the message carries the end of its log."""
+
+
+def training_command(
+    train: Path, val: Path | None, output_dir: Path, options: FineTuneOptions, resume: bool
+) -> list[str]:
+    command = [sys.executable, "-m", "keyword_extractor.train", "--train", str(train), "--output-dir", str(output_dir)]
+    if val:
+        command += ["--val", str(val)]
+    command += options.to_cli()
+    if resume:
+        command.append("--resume")
+    return command
+
+
+def run_streaming(command: list[str], log, cwd: Path = PROJECT_ROOT) -> tuple[int, list[str]]:
+    """Run a command, forwarding each output line to the log; keep the tail for error messages."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    tail: list[str] = []
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        for line in process.stdout:
+            line = line.rstrip()
+            if line:
+                log.info(line)
+                tail = (tail + [line])[-30:]
+        return process.wait(), tail
+
+
+@task(name="fine-tune", retries=0, log_prints=True)
+def fine_tune(
+    train_path: str, output_dir: str, options: FineTuneOptions, val_path: str | None = None
+) -> FineTuneResult:
+    """Train, resuming from `<output_dir>/checkpoints/last.ckpt` when a previous attempt was interrupted."""
+    log = get_run_logger()
+    output = Path(output_dir).resolve()
+    resume = (output / "checkpoints" / "last.ckpt").is_file() and not (output / SUMMARY_FILE).is_file()
+    command = training_command(
+        Path(train_path).resolve(), Path(val_path).resolve() if val_path else None, output, options, resume
+    )
+    log.info("%s: %s", "resuming" if resume else "starting", " ".join(command))
+    code, tail = run_streaming(command, log)
+    if code != 0:
+        raise TrainingFailed(f"training exited with code {code}; last lines:\n" + "\n".join(tail[-15:]))
+    result = FineTuneResult(**json.loads((output / SUMMARY_FILE).read_text()), output_dir=str(output))
+    create_markdown_artifact(
+        key="fine-tune-summary",
+        markdown=(
+            f"## Fine-tune\n\n| | |\n|---|---|\n| base model | `{options.base_model}` |\n"
+            f"| model directory | `{result.model_dir}` |\n| best val_loss | {result.best_val_loss} |\n"
+            f"| epochs | {result.epochs_run} |\n| seconds | {result.seconds} |\n"
+            f"| resumed from | {result.resumed_from} |\n"
+        ),
+        description="Fine-tuning result",
+    )
+    log.info("fine-tuned in %.0fs; model directory %s", result.seconds, result.model_dir)
+    return result

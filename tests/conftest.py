@@ -1,0 +1,64 @@
+"""Shared fixtures: the bundled data, a tiny base model and a briefly trained tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TRAIN_TSV = PROJECT_ROOT / "data" / "train.tsv"
+TEST_TSV = PROJECT_ROOT / "data" / "test.tsv"
+
+
+def run_module(module: str, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m module args` from the project root, the way a user would."""
+    merged = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=merged,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory) -> Path:
+    from keyword_extractor.tiny import build_tiny_base
+
+    return build_tiny_base(TRAIN_TSV, tmp_path_factory.mktemp("tiny") / "base")
+
+
+@pytest.fixture(scope="session")
+def tiny_training_run(tmp_path_factory) -> Path:
+    """A tiny model trained for a few steps on a slice of the data (output dir of the run)."""
+    output = tmp_path_factory.mktemp("tiny-run")
+    result = run_module(
+        "keyword_extractor.train",
+        "--train",
+        str(TRAIN_TSV),
+        "--base-model",
+        "tiny",
+        "--output-dir",
+        str(output),
+        "--limit-train-rows",
+        "256",
+        "--epochs",
+        "1",
+        "--denoise-epochs",
+        "1",
+        "--batch-size",
+        "16",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return output
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_training_run) -> Path:
+    return tiny_training_run / "model"

@@ -1,0 +1,225 @@
+"""Fine-tuning end to end on the tiny profile: export, reload, DDP, resume, offline failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BartForConditionalGeneration
+
+from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, write_model_dir
+from keyword_extractor.grounded import GroundedKeywordsProcessor, token_texts
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.keywords import is_grounded, parse_keywords
+from keyword_extractor.modeling import BaseModelUnavailable, load_base
+from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
+
+QUESTIONS = [
+    "여행자 휴대품 면세한도는 얼마인가요?",
+    "세종대왕이 훈민정음을 반포한 해는 언제인가?",
+    "관세 체납하면 어떻게 돼?",
+]
+HF_FILES = ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", SETTINGS_FILE)
+
+
+def test_tiny_run_exports_a_hugging_face_directory_that_reloads_and_generates(tiny_training_run):
+    model_dir = tiny_training_run / "model"
+    for name in HF_FILES:
+        assert (model_dir / name).is_file(), name
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = BartForConditionalGeneration.from_pretrained(model_dir).eval()
+    inputs = tokenizer(QUESTIONS[0], return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=8)
+    assert output.shape[0] == 1 and output.shape[1] > 1
+    summary = json.loads((tiny_training_run / "train_summary.json").read_text())
+    assert summary["model_dir"] == str(model_dir.resolve())
+    assert Path(summary["best_checkpoint"]).name == "best.ckpt"
+    assert (tiny_training_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_extractor_returns_clean_grounded_lists_in_input_order(tiny_model_dir):
+    extractor = KeywordExtractor(tiny_model_dir)
+    results = extractor.extract(QUESTIONS, batch_size=2)
+    assert len(results) == len(QUESTIONS)
+    for question, keywords in zip(QUESTIONS, results):
+        assert isinstance(keywords, list) and all(isinstance(k, str) and k for k in keywords)
+        assert len(keywords) == len(set(keywords)) <= extractor.settings.max_keywords
+        assert all(is_grounded(k, question) for k in keywords)
+    assert [extractor.extract_one(q) for q in QUESTIONS] == results
+
+
+def test_grounded_decoding_only_copies_from_the_question_even_untrained(tiny_base_dir, tmp_path):
+    """Random weights write arbitrary tokens; the constraint must still keep every keyword in the question."""
+    model = BartForConditionalGeneration.from_pretrained(tiny_base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    settings = InferenceSettings(filter_ungrounded=False, max_new_tokens=24)
+    model_dir = write_model_dir(model, tokenizer, settings, tmp_path / "random")
+    extractor = KeywordExtractor(model_dir)
+    questions = [row["query"] for row in csv.DictReader(TEST_TSV.open(encoding="utf-8"), delimiter="\t")][:24]
+    constrained = extractor.extract(questions, num_beams=2)
+    assert any(constrained)
+    for question, keywords in zip(questions, constrained):
+        assert all(is_grounded(k, question) for k in keywords), (question, keywords)
+
+
+def _greedy_text(tokenizer, scores_per_step: list[torch.Tensor], processor=None) -> str:
+    texts = token_texts(tokenizer)
+    ids = [tokenizer.eos_token_id]  # the decoder start token
+    for scores in scores_per_step:
+        step = scores.clone().unsqueeze(0)
+        if processor is not None:
+            step = processor(torch.tensor([ids]), step)
+        next_id = int(step.argmax())
+        if next_id == tokenizer.eos_token_id:
+            break
+        ids.append(next_id)
+    return "".join(texts[i] or "" for i in ids[1:])
+
+
+def test_grounded_processor_keeps_arbitrary_scores_inside_the_question(tiny_base_dir):
+    """Whatever a model prefers, masked decoding writes only substrings of the question, ', '-separated."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    texts = token_texts(tokenizer)
+    generator = torch.Generator().manual_seed(0)
+    questions = [row["query"] for row in csv.DictReader(TEST_TSV.open(encoding="utf-8"), delimiter="\t")][:40]
+    escaped = 0
+    for question in questions:
+        steps = [torch.randn(len(texts), generator=generator) for _ in range(20)]
+        steps[5][tokenizer.convert_tokens_to_ids(",")] += 100.0  # a model that wants a separator here
+        processor = GroundedKeywordsProcessor(texts, [question], 1, tokenizer.eos_token_id, len(texts))
+        constrained = _greedy_text(tokenizer, steps, processor)
+        keywords = [k for k in parse_keywords(constrained) if k]
+        assert keywords and all(is_grounded(k, question) for k in keywords), (question, constrained)
+        free = [k for k in parse_keywords(_greedy_text(tokenizer, steps)) if k]
+        escaped += any(not is_grounded(k, question) for k in free)
+    assert escaped == len(questions)  # the same scores unmasked leave the question every time
+
+
+def test_export_cli_converts_a_checkpoint_to_the_same_weights(tiny_training_run, tmp_path):
+    result = run_module(
+        "keyword_extractor.export",
+        "--checkpoint",
+        str(tiny_training_run / "checkpoints" / "best.ckpt"),
+        "--output",
+        str(tmp_path / "exported"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in HF_FILES:
+        assert (tmp_path / "exported" / name).is_file(), name
+    a = BartForConditionalGeneration.from_pretrained(tmp_path / "exported").state_dict()
+    b = BartForConditionalGeneration.from_pretrained(tiny_training_run / "model").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_cli_names_a_missing_checkpoint(tmp_path):
+    result = run_module(
+        "keyword_extractor.export", "--checkpoint", str(tmp_path / "nope.ckpt"), "--output", str(tmp_path / "o")
+    )
+    assert result.returncode != 0 and "checkpoint not found" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
+    result = run_module(
+        "keyword_extractor.train",
+        "--train",
+        str(TRAIN_TSV),
+        "--base-model",
+        "tiny",
+        "--output-dir",
+        str(tmp_path),
+        "--limit-train-rows",
+        "96",
+        "--epochs",
+        "1",
+        "--denoise-epochs",
+        "0",
+        "--batch-size",
+        "8",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "MEMBER: 2/2" in output  # both ranks joined the process group
+    assert output.count("exported model to") == 1
+    exports = [p.parent for p in tmp_path.rglob(SETTINGS_FILE)]
+    assert exports == [tmp_path / "model"]
+    assert KeywordExtractor(tmp_path / "model").extract(QUESTIONS[:1])
+
+
+def _last_checkpoint_state(run_dir: Path) -> tuple[int, int]:
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return state["epoch"], state["global_step"]
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
+    common = [
+        "--train",
+        str(TRAIN_TSV),
+        "--base-model",
+        "tiny",
+        "--output-dir",
+        str(tmp_path),
+        "--limit-train-rows",
+        "64",
+        "--epochs",
+        "2",
+        "--denoise-epochs",
+        "0",
+        "--batch-size",
+        "16",
+        "--val-fraction",
+        "0.25",
+    ]
+    # 48 training rows / 16 = 3 steps per epoch: stopping at step 3 is an interruption after epoch 1.
+    first = run_module("keyword_extractor.train", *common, "--max-steps", "3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _last_checkpoint_state(tmp_path) == (0, 3)
+    second = run_module("keyword_extractor.train", *common, "--resume")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Restoring states from the checkpoint path" in second.stdout + second.stderr
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert _last_checkpoint_state(tmp_path) == (1, 6)  # epoch 2 ran on top, not 2 epochs from scratch
+    epochs_logged = {
+        row["epoch"] for row in csv.DictReader((tmp_path / "logs" / "version_1" / "metrics.csv").open()) if row["epoch"]
+    }
+    assert epochs_logged == {"1"}
+
+
+def test_unreachable_hub_fails_fast_and_names_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: what an offline machine sees
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.time()
+    with pytest.raises(BaseModelUnavailable) as error:
+        load_base("gogamza/kobart-base-v1")
+    assert time.time() - started < 10
+    message = str(error.value)
+    assert "gogamza/kobart-base-v1" in message and "cannot be reached" in message
+    assert "--base-model /path/to/kobart" in message and "--base-model tiny" in message
+
+
+def test_train_cli_reports_unreachable_hub_without_a_traceback_wall(tmp_path):
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    result = run_module(
+        "keyword_extractor.train",
+        "--train",
+        str(TRAIN_TSV),
+        "--output-dir",
+        str(tmp_path / "out"),
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Two ways out" in result.stderr and "--base-model tiny" in result.stderr
+    assert "Traceback" not in result.stderr
