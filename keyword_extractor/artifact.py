@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 SETTINGS_FILE = "keyword_extractor.json"
+MODEL_DIR_ARTIFACT = "model_dir"  # name of the model directory inside a logged MLflow model
 
 
 @dataclass

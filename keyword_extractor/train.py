@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", action="store_true", help="continue from <output-dir>/checkpoints/last.ckpt of an interrupted run"
     )
+    run.add_argument("--mlflow-run-id", help="log losses and parameters into this MLflow run (rank 0 only)")
+    run.add_argument("--mlflow-tracking-uri", help="MLflow store of --mlflow-run-id (default: the project's store)")
     run.add_argument("--num-beams", type=int, default=1, help="beam width stored with the exported model")
     run.add_argument("--max-new-tokens", type=int, default=48, help="generation cap stored with the exported model")
     return p
@@ -174,6 +176,17 @@ def prepare_base(args: argparse.Namespace, output_dir: Path) -> Path:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
     return target.resolve()
+
+
+def mlflow_loggers(args: argparse.Namespace) -> list[Logger]:
+    """Lightning's MLflow logger attached to the pipeline's run, so epochs land next to the evaluation."""
+    if not args.mlflow_run_id:
+        return []
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    from keyword_extractor.tracking import tracking_uri
+
+    return [MLFlowLogger(tracking_uri=args.mlflow_tracking_uri or tracking_uri(), run_id=args.mlflow_run_id)]
 
 
 @dataclass
@@ -251,8 +264,10 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         limit_rows=args.limit_train_rows,
     )
     datamodule.setup("fit")
-    loggers: list[Logger] = [CSVLogger(output_dir, name="logs"), *(extra_loggers or [])]
+    loggers: list[Logger] = [CSVLogger(output_dir, name="logs"), *mlflow_loggers(args), *(extra_loggers or [])]
     trainer, checkpoint = build_trainer(args, output_dir, loggers)
+    for logger in loggers:  # loggers write on rank 0 only
+        logger.log_hyperparams({k: v for k, v in vars(args).items() if not k.startswith("mlflow")})
     world = trainer.world_size
     steps = args.epochs * datamodule.steps_per_epoch(datamodule.train_set, world)
     if args.denoise_epochs:

@@ -74,7 +74,7 @@ class TrainingFailed(RuntimeError):
 
 
 def training_command(
-    train: Path, val: Path | None, output_dir: Path, options: FineTuneOptions, resume: bool
+    train: Path, val: Path | None, output_dir: Path, options: FineTuneOptions, resume: bool, mlflow_run_id: str | None
 ) -> list[str]:
     command = [sys.executable, "-m", "keyword_extractor.train", "--train", str(train), "--output-dir", str(output_dir)]
     if val:
@@ -82,6 +82,10 @@ def training_command(
     command += options.to_cli()
     if resume:
         command.append("--resume")
+    if mlflow_run_id:
+        from keyword_extractor.tracking import tracking_uri
+
+        command += ["--mlflow-run-id", mlflow_run_id, "--mlflow-tracking-uri", tracking_uri()]
     return command
 
 
@@ -102,14 +106,19 @@ def run_streaming(command: list[str], log, cwd: Path = PROJECT_ROOT) -> tuple[in
 
 @task(name="fine-tune", retries=0, log_prints=True)
 def fine_tune(
-    train_path: str, output_dir: str, options: FineTuneOptions, val_path: str | None = None
+    train_path: str,
+    output_dir: str,
+    options: FineTuneOptions,
+    val_path: str | None = None,
+    mlflow_run_id: str | None = None,
 ) -> FineTuneResult:
     """Train, resuming from `<output_dir>/checkpoints/last.ckpt` when a previous attempt was interrupted."""
     log = get_run_logger()
     output = Path(output_dir).resolve()
     resume = (output / "checkpoints" / "last.ckpt").is_file() and not (output / SUMMARY_FILE).is_file()
     command = training_command(
-        Path(train_path).resolve(), Path(val_path).resolve() if val_path else None, output, options, resume
+        Path(train_path).resolve(), Path(val_path).resolve() if val_path else None, output, options, resume,
+        mlflow_run_id,
     )
     log.info("%s: %s", "resuming" if resume else "starting", " ".join(command))
     code, tail = run_streaming(command, log)

@@ -1,0 +1,152 @@
+"""Registering model directories as versions of `keyword-extractor`, behind a quality gate.
+
+Aliases, not stages: every new version is the `challenger`; it becomes the
+`champion` only if its F1 on the test set is at least the champion's F1 on the
+same test set (same digest), plus a margin, or when forced. Registering the
+same MLflow run twice returns the existing version instead of a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from keyword_extractor.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE
+
+log = logging.getLogger(__name__)
+
+REGISTERED_MODEL = "keyword-extractor"
+CHAMPION, CHALLENGER = "champion", "challenger"
+CORE_PACKAGE = Path(__file__).resolve().parent
+INPUT_EXAMPLE = ["여행자 휴대품 면세한도는 얼마인가요?", "세종대왕이 훈민정음을 반포한 해는 언제인가?"]
+
+
+@dataclass
+class Registration:
+    """What the registry step did, with both numbers behind the promotion decision."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str
+    promoted: bool
+    decision: str
+    f1: float
+    champion_version: str | None
+    champion_f1: float | None
+    created: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _existing_version(client: MlflowClient, run_id: str) -> str | None:
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}' and run_id='{run_id}'")
+    return max((str(v.version) for v in versions), key=int, default=None)
+
+
+def _current_champion(client: MlflowClient):
+    try:
+        return client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _champion_f1(client: MlflowClient, champion, test_digest: str, evaluate_f1: Callable[[str], float] | None) -> float:
+    """The champion's F1 on *this* test set: its tag if it was measured on the same data, else re-measured."""
+    if champion.tags.get("test_digest") == test_digest and "test_f1" in champion.tags:
+        return float(champion.tags["test_f1"])
+    if evaluate_f1 is None:
+        raise ValueError(
+            f"champion v{champion.version} was evaluated on another test set; pass evaluate_f1 to re-measure it"
+        )
+    local = mlflow.artifacts.download_artifacts(f"models:/{REGISTERED_MODEL}/{champion.version}")
+    model_dir = next(Path(local).rglob(SETTINGS_FILE)).parent
+    f1 = evaluate_f1(str(model_dir))
+    log.info("re-measured champion v%s on test set %s: F1 %.4f", champion.version, test_digest[:12], f1)
+    return f1
+
+
+def log_pyfunc_model(model_dir: str | Path) -> str:
+    """Log the model directory as a pyfunc model in the active run; returns its model URI."""
+    info = mlflow.pyfunc.log_model(
+        name=REGISTERED_MODEL,
+        python_model=str(CORE_PACKAGE / "mlflow_model.py"),
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+        code_paths=[str(CORE_PACKAGE)],
+        input_example=INPUT_EXAMPLE,
+        pip_requirements=str(CORE_PACKAGE.parent / "requirements.txt"),
+    )
+    return info.model_uri
+
+
+def register(
+    run_id: str,
+    model_dir: str | Path,
+    f1: float,
+    test_digest: str,
+    *,
+    margin: float = 0.0,
+    force: bool = False,
+    evaluate_f1: Callable[[str], float] | None = None,
+) -> Registration:
+    """Register the run's model (once), mark it challenger, and promote it if it earns it."""
+    client = MlflowClient()
+    existing = _existing_version(client, run_id)
+    if existing is not None:
+        version = client.get_model_version(REGISTERED_MODEL, existing)
+        aliases = set(version.aliases)
+        log.info("run %s is already registered as v%s; not creating another version", run_id, existing)
+        return Registration(
+            REGISTERED_MODEL,
+            existing,
+            run_id,
+            CHAMPION if CHAMPION in aliases else CHALLENGER,
+            CHAMPION in aliases,
+            version.tags.get("promotion_decision", "already registered"),
+            f1,
+            None,
+            None,
+            created=False,
+        )
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        model_uri = log_pyfunc_model(model_dir)
+    version = mlflow.register_model(model_uri, REGISTERED_MODEL, tags={"test_digest": test_digest, "test_f1": str(f1)})
+    champion = _current_champion(client)
+    champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
+    if champion is None:
+        promoted, decision = True, "first version: promoted to champion"
+    elif force:
+        promoted, decision = True, f"forced: F1 {f1:.4f} vs champion v{champion.version} {champion_f1:.4f}"
+    elif f1 >= champion_f1 + margin:
+        promoted, decision = True, f"F1 {f1:.4f} >= champion v{champion.version} {champion_f1:.4f} + margin {margin}"
+    else:
+        promoted, decision = False, f"F1 {f1:.4f} < champion v{champion.version} {champion_f1:.4f} + margin {margin}"
+    client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
+    if promoted:
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version.version)
+    client.set_model_version_tag(REGISTERED_MODEL, version.version, "promotion_decision", decision)
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        mlflow.log_params({"registry.version": version.version, "registry.decision": decision[:500]})
+        if champion_f1 is not None:
+            mlflow.log_metric("registry.champion_f1_before", champion_f1)
+        mlflow.log_metric("registry.promoted", float(promoted))
+    log.info("registered %s v%s: %s", REGISTERED_MODEL, version.version, decision)
+    return Registration(
+        REGISTERED_MODEL,
+        str(version.version),
+        run_id,
+        CHAMPION if promoted else CHALLENGER,
+        promoted,
+        decision,
+        f1,
+        str(champion.version) if champion else None,
+        champion_f1,
+        created=True,
+    )

@@ -1,0 +1,121 @@
+"""Where runs are tracked: an embedded MLflow store by default, a server when you outgrow it.
+
+Default: `sqlite:///<project>/artifacts/mlflow.db` with artifacts in
+`<project>/artifacts/mlruns`, both absolute so the pipeline and `mlflow ui`
+see the same store from any working directory. `MLFLOW_TRACKING_URI`
+overrides it for a real server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT_NAME = "keyword-extractor"
+
+
+def default_store(root: Path = PROJECT_ROOT) -> tuple[str, str]:
+    """(tracking URI, artifact location) of the embedded store under `<root>/artifacts`."""
+    artifacts = (root / "artifacts").resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{artifacts / 'mlflow.db'}", (artifacts / "mlruns").as_uri()
+
+
+def tracking_uri(root: Path = PROJECT_ROOT) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_store(root)[0]
+
+
+def sqlite_uri(database: str | Path) -> str:
+    return f"sqlite:///{Path(database).resolve()}"
+
+
+def ui_command(root: Path = PROJECT_ROOT) -> str:
+    """The exact command that opens this store in the MLflow UI."""
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"open {uri}"
+
+
+def configure(root: Path = PROJECT_ROOT, experiment: str = EXPERIMENT_NAME) -> str:
+    """Point MLflow at the store and make sure the experiment exists (with local artifacts by default)."""
+    import mlflow
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = None  # a tracking server decides where its artifacts go
+        if uri.startswith("sqlite:///"):  # an embedded store keeps them beside its database
+            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+        try:
+            mlflow.create_experiment(experiment, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            pass  # created concurrently
+    mlflow.set_experiment(experiment)
+    return uri
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    """The commit the code ran from ('unknown' outside a git checkout), '-dirty' when modified."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def start_pipeline_run(run_name: str, tags: dict[str, str]) -> str:
+    """Create the one MLflow run of a pipeline run; later steps reopen it by id."""
+    import mlflow
+
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        return run.info.run_id
+
+
+def log_datasets(run_id: str, train_path: str | Path, test_path: str | Path) -> dict[str, str]:
+    """Log train/test as MLflow datasets (with digests) and tag the file hashes; returns the file digests."""
+    import mlflow
+
+    from keyword_extractor.tsv import load_pairs
+
+    digests = {}
+    with mlflow.start_run(run_id=run_id):
+        for name, path, context in (("train", train_path, "training"), ("test", test_path, "evaluation")):
+            frame = load_pairs(path)[["query", "keyword"]]
+            dataset = mlflow.data.from_pandas(frame, source=str(Path(path).resolve()), name=name)
+            mlflow.log_input(dataset, context=context)
+            digests[name] = file_digest(path)
+            mlflow.set_tag(f"data.{name}.sha256", digests[name])
+    return digests
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], prefix: str) -> None:
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"{prefix}.{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+
+
+def log_files(run_id: str, paths: list[str | Path], artifact_path: str) -> None:
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        for path in paths:
+            if Path(path).is_file():
+                mlflow.log_artifact(str(path), artifact_path=artifact_path)

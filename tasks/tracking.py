@@ -1,0 +1,85 @@
+"""Prefect tasks around MLflow: open the pipeline's run, register its model behind the quality gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from keyword_extractor import registry, tracking
+
+
+class TrackingRun(BaseModel):
+    run_id: str
+    tracking_uri: str
+    experiment: str
+    data_digests: dict[str, str]
+    ui_command: str
+
+
+class RegistrationResult(BaseModel):
+    name: str
+    version: str
+    alias: str
+    promoted: bool
+    decision: str
+    f1: float
+    champion_version: str | None
+    champion_f1: float | None
+    created: bool
+
+
+@task(name="open-tracking-run", retries=2, retry_delay_seconds=5)
+def open_tracking_run(run_name: str, train_path: str, test_path: str, validation_files: list[str]) -> TrackingRun:
+    """One MLflow run per pipeline run, tagged with the Prefect flow run and the code version."""
+    log = get_run_logger()
+    uri = tracking.configure()
+    tags = {
+        "prefect.flow_run_id": str(flow_run.get_id() or ""),
+        "prefect.flow_run_name": str(flow_run.get_name() or ""),
+        "git.commit": tracking.git_commit(),
+        "pipeline.run_name": run_name,
+    }
+    run_id = tracking.start_pipeline_run(run_name, tags)
+    digests = tracking.log_datasets(run_id, train_path, test_path)
+    tracking.log_files(run_id, validation_files, "validation")
+    log.info("MLflow run %s in %s (%s)", run_id, uri, tracking.ui_command())
+    return TrackingRun(
+        run_id=run_id,
+        tracking_uri=uri,
+        experiment=tracking.EXPERIMENT_NAME,
+        data_digests=digests,
+        ui_command=tracking.ui_command(),
+    )
+
+
+@task(name="register", retries=2, retry_delay_seconds=5)
+def register_model(
+    run_id: str, model_dir: str, f1: float, test_digest: str, margin: float = 0.0, force: bool = False
+) -> RegistrationResult:
+    """New version as challenger; champion only if its test F1 is at least the champion's (+ margin)."""
+    log = get_run_logger()
+    tracking.configure()
+
+    def evaluate_f1(champion_dir: str) -> float:
+        from keyword_extractor.evaluate import evaluate
+
+        test = Path(tracking.PROJECT_ROOT, "data", "test.tsv")
+        result = evaluate(test, Path(champion_dir).parent / "champion-evaluation", champion_dir, include_baseline=False)
+        return float(result.model_metrics["f1"])
+
+    outcome = registry.register(run_id, model_dir, f1, test_digest, margin=margin, force=force, evaluate_f1=evaluate_f1)
+    log.info("%s v%s -> %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)
+    create_markdown_artifact(
+        key="registration",
+        markdown=(
+            f"## Registered `{outcome.name}` v{outcome.version} as **{outcome.alias}**\n\n"
+            f"{outcome.decision}\n\n| | F1 |\n|---|---|\n| this version | {outcome.f1:.4f} |\n"
+            f"| champion before | {outcome.champion_f1 if outcome.champion_f1 is not None else '—'} |\n"
+        ),
+        description="Model registry decision",
+    )
+    return RegistrationResult(**outcome.as_dict())

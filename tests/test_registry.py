@@ -1,0 +1,203 @@
+"""MLflow tracking and the model registry, on a real SQLite store in a temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from keyword_extractor import registry, tracking
+from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
+
+QUESTIONS = ["여행자 휴대품 면세한도는 얼마인가요?", "관세 체납하면 어떻게 돼?"]
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch) -> str:
+    uri = tracking.sqlite_uri(tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    tracking.configure()
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def new_run(name: str) -> str:
+    return tracking.start_pipeline_run(name, {"pipeline.run_name": name})
+
+
+def test_default_store_is_absolute_under_artifacts(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri, artifacts = tracking.default_store(tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve()}/artifacts/mlflow.db"
+    assert artifacts == (tmp_path / "artifacts" / "mlruns").resolve().as_uri()
+    assert tracking.ui_command(tmp_path).startswith(f"mlflow ui --backend-store-uri {uri}")
+
+
+def test_artifacts_stay_beside_the_sqlite_database(store, tmp_path):
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    assert experiment.artifact_location == (tmp_path / "mlruns").as_uri()
+
+
+def test_registry_quality_gate_and_idempotency(store, tiny_model_dir):
+    first = registry.register(new_run("a"), tiny_model_dir, 0.50, "digest-1")
+    assert (first.version, first.alias, first.promoted, first.created) == ("1", "champion", True, True)
+
+    again = registry.register(first.run_id, tiny_model_dir, 0.50, "digest-1")
+    assert (again.version, again.created) == ("1", False)
+
+    worse = registry.register(new_run("b"), tiny_model_dir, 0.40, "digest-1")
+    assert (worse.version, worse.alias, worse.promoted) == ("2", "challenger", False)
+    assert worse.champion_f1 == 0.50 and "0.4000 < champion v1 0.5000" in worse.decision
+
+    equal = registry.register(new_run("c"), tiny_model_dir, 0.50, "digest-1")
+    assert (equal.version, equal.alias, equal.promoted) == ("3", "champion", True)
+
+    margin = registry.register(new_run("d"), tiny_model_dir, 0.52, "digest-1", margin=0.05)
+    assert not margin.promoted
+    forced = registry.register(new_run("e"), tiny_model_dir, 0.10, "digest-1", force=True)
+    assert forced.promoted and forced.decision.startswith("forced")
+
+    client = MlflowClient()
+    assert client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion").version in (5, "5")
+    assert len(client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")) == 5
+    decision = client.get_model_version(registry.REGISTERED_MODEL, "2").tags["promotion_decision"]
+    assert decision == worse.decision
+    logged = client.get_run(worse.run_id).data
+    assert logged.metrics["registry.champion_f1_before"] == 0.50 and logged.params["registry.version"] == "2"
+
+
+def test_champion_measured_on_another_test_set_is_re_measured(store, tiny_model_dir):
+    registry.register(new_run("old"), tiny_model_dir, 0.90, "old-test-set")
+    measured = []
+
+    def evaluate_f1(model_dir: str) -> float:
+        assert (Path(model_dir) / "keyword_extractor.json").is_file()  # the champion's own model directory
+        measured.append(model_dir)
+        return 0.30
+
+    outcome = registry.register(new_run("new"), tiny_model_dir, 0.35, "new-test-set", evaluate_f1=evaluate_f1)
+    assert measured and outcome.champion_f1 == 0.30 and outcome.promoted
+
+
+def test_champion_loads_as_pyfunc_and_predicts_lists_of_keywords(store, tiny_model_dir):
+    registry.register(new_run("a"), tiny_model_dir, 0.5, "d")
+    model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}@champion")
+    predictions = model.predict(QUESTIONS)
+    assert isinstance(predictions, list) and len(predictions) == 2
+    assert all(isinstance(row, list) and all(isinstance(k, str) for k in row) for row in predictions)
+    from keyword_extractor.inference import KeywordExtractor
+
+    assert predictions == KeywordExtractor(tiny_model_dir).extract(QUESTIONS)
+    assert model.metadata.signature is not None
+
+
+def test_training_logs_losses_and_parameters_into_the_pipeline_run(store, tmp_path):
+    run_id = new_run("train")
+    result = run_module(
+        "keyword_extractor.train",
+        "--train",
+        str(TRAIN_TSV),
+        "--base-model",
+        "tiny",
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--limit-train-rows",
+        "64",
+        "--epochs",
+        "2",
+        "--denoise-epochs",
+        "0",
+        "--batch-size",
+        "16",
+        "--mlflow-run-id",
+        run_id,
+        "--mlflow-tracking-uri",
+        store,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient()
+    data = client.get_run(run_id).data
+    assert data.params["base_model"] == "tiny" and data.params["batch_size"] == "16"
+    assert len(client.get_metric_history(run_id, "val_loss")) == 2  # one per epoch
+    assert client.get_metric_history(run_id, "train_loss_epoch")
+
+
+def test_datasets_and_hashes_distinguish_runs_on_different_data(store, tmp_path):
+    other = tmp_path / "train_small.tsv"
+    other.write_text("\n".join(TRAIN_TSV.read_text(encoding="utf-8").splitlines()[:50]) + "\n", encoding="utf-8")
+    a, b = new_run("full"), new_run("small")
+    digests_a = tracking.log_datasets(a, TRAIN_TSV, TEST_TSV)
+    digests_b = tracking.log_datasets(b, other, TEST_TSV)
+    assert digests_a["train"] != digests_b["train"] and digests_a["test"] == digests_b["test"]
+    client = MlflowClient()
+    inputs = {d.dataset.name: d.dataset.digest for d in client.get_run(a).inputs.dataset_inputs}
+    other_inputs = {d.dataset.name: d.dataset.digest for d in client.get_run(b).inputs.dataset_inputs}
+    assert inputs["train"] != other_inputs["train"] and inputs["test"] == other_inputs["test"]
+    assert client.get_run(a).data.tags["data.train.sha256"] == digests_a["train"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_mlflow_ui_serves_the_store_the_pipeline_wrote(store, tiny_model_dir):
+    run_id = new_run("ui")
+    tracking.log_metrics(run_id, {"f1": 0.61, "precision": 0.6}, prefix="model")
+    registry.register(run_id, tiny_model_dir, 0.61, "d")
+    port = _free_port()
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while True:
+            try:
+                _get_json(f"{base}/api/2.0/mlflow/experiments/search?max_results=10")
+                break
+            except OSError:
+                if time.time() > deadline or ui.poll() is not None:
+                    raise
+                time.sleep(1)
+        run = _get_json(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert metrics["model.f1"] == 0.61
+        alias = _get_json(
+            f"{base}/api/2.0/mlflow/registered-models/alias?name={registry.REGISTERED_MODEL}&alias=champion"
+        )
+        assert alias["model_version"]["run_id"] == run_id
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
