@@ -1,4 +1,4 @@
-"""The training pipeline: validate-data → fine-tune (→ evaluate → register → build bento).
+"""The training pipeline: validate-data → fine-tune → evaluate → register (→ build bento).
 
 Run locally without a server:
 
@@ -17,7 +17,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from tasks.evaluate import evaluate_model
 from tasks.finetune import FineTuneOptions, FineTuneResult, fine_tune
+from tasks.tracking import log_evaluation, open_tracking_run, register_model
 from tasks.validate import validate_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,12 @@ class PipelineSummary(BaseModel):
     model_dir: str
     best_val_loss: float | None
     train_seconds: float
+    mlflow_run_id: str
+    model_version: str
+    alias: str
+    f1: float
+    baseline_f1: float
+    promotion: str
 
 
 def default_run_name() -> str:
@@ -45,8 +53,10 @@ def train_pipeline(
     run_name: str | None = None,
     max_query_chars: int = 300,
     max_keywords: int = 6,
+    promotion_margin: float = 0.0,
+    force_promotion: bool = False,
 ) -> PipelineSummary:
-    """Validate the data, then fine-tune a keyword model on it.
+    """Validate the data, fine-tune, evaluate against the Kiwi baseline, register in MLflow.
 
     Args:
         train_path: training TSV (query, keyword), relative to the project root or absolute.
@@ -56,6 +66,8 @@ def train_pipeline(
         run_name: re-use a previous run's name to resume its interrupted fine-tuning.
         max_query_chars: validation limit on question length.
         max_keywords: validation limit on keywords per row.
+        promotion_margin: F1 the new model must add over the champion to become champion.
+        force_promotion: make the new model champion whatever its F1.
     """
     log = get_run_logger()
     root = PROJECT_ROOT
@@ -66,14 +78,37 @@ def train_pipeline(
     validation = validate_data(
         str(train_file), str(test_file), str(run_dir / "validation"), max_query_chars, max_keywords
     )
-    trained: FineTuneResult = fine_tune(str(train_file), str(run_dir / "train"), training)
-    log.info("validated %s rows, fine-tuned model at %s", validation.train_rows, trained.model_dir)
+    tracked = open_tracking_run(
+        run_name, str(train_file), str(test_file), [validation.json_report, validation.markdown_report]
+    )
+    trained: FineTuneResult = fine_tune(str(train_file), str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
+    evaluation = evaluate_model(str(test_file), str(run_dir / "evaluation"), trained.model_dir)
+    log_evaluation(
+        tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
+    )
+    registration = register_model(
+        tracked.run_id, trained.model_dir, evaluation.f1, evaluation.test_digest, promotion_margin, force_promotion
+    )
+    log.info(
+        "F1 %.4f vs baseline %.4f; %s v%s is %s",
+        evaluation.f1,
+        evaluation.baseline_f1,
+        registration.name,
+        registration.version,
+        registration.alias,
+    )
     return PipelineSummary(
         run_name=run_name,
         run_dir=str(run_dir),
         model_dir=trained.model_dir,
         best_val_loss=trained.best_val_loss,
         train_seconds=trained.seconds,
+        mlflow_run_id=tracked.run_id,
+        model_version=registration.version,
+        alias=registration.alias,
+        f1=evaluation.f1,
+        baseline_f1=evaluation.baseline_f1,
+        promotion=registration.decision,
     )
 
 

@@ -117,7 +117,11 @@ def fine_tune(
     output = Path(output_dir).resolve()
     resume = (output / "checkpoints" / "last.ckpt").is_file() and not (output / SUMMARY_FILE).is_file()
     command = training_command(
-        Path(train_path).resolve(), Path(val_path).resolve() if val_path else None, output, options, resume,
+        Path(train_path).resolve(),
+        Path(val_path).resolve() if val_path else None,
+        output,
+        options,
+        resume,
         mlflow_run_id,
     )
     log.info("%s: %s", "resuming" if resume else "starting", " ".join(command))

@@ -83,3 +83,14 @@ def register_model(
         description="Model registry decision",
     )
     return RegistrationResult(**outcome.as_dict())
+
+
+@task(name="log-evaluation", retries=2, retry_delay_seconds=5)
+def log_evaluation(run_id: str, model_metrics: dict, baseline_metrics: dict, latency: dict, files: list[str]) -> None:
+    """Model and baseline side by side in the run, so `mlflow ui` compares runs on both."""
+    tracking.configure()
+    tracking.log_metrics(run_id, model_metrics, prefix="model")
+    tracking.log_metrics(run_id, baseline_metrics, prefix="baseline")
+    tracking.log_metrics(run_id, latency, prefix="latency")
+    tracking.log_files(run_id, files, "evaluation")
+    get_run_logger().info("logged evaluation metrics and %d files to MLflow run %s", len(files), run_id)

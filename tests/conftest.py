@@ -62,3 +62,17 @@ def tiny_training_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_training_run) -> Path:
     return tiny_training_run / "model"
+
+
+def prefect_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a real Prefect run that touches no real Prefect set-up: own PREFECT_HOME, ephemeral API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PYTHONPATH=str(PROJECT_ROOT),
+        PYTHONUNBUFFERED="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        **extra,
+    )
+    return env
