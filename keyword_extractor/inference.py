@@ -23,6 +23,11 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def has_content(keyword: str) -> bool:
+    """Punctuation alone ('?', '.') is never a keyword, even though it occurs in the question."""
+    return any(ch.isalnum() for ch in keyword)
+
+
 class KeywordExtractor:
     """Load a model directory once; turn batches of questions into clean keyword lists."""
 
@@ -93,7 +98,7 @@ class KeywordExtractor:
             chunk = order[start : start + batch_size]
             texts = self._generate([questions[i] for i in chunk], num_beams, max_new_tokens, grounded)
             for index, text in zip(chunk, texts):
-                keywords = clean_keywords(parse_keywords(text))
+                keywords = [k for k in clean_keywords(parse_keywords(text)) if has_content(k)]
                 if filter_ungrounded:
                     keywords = [k for k in keywords if is_grounded(k, questions[index])]
                 results[index] = keywords[:max_keywords]

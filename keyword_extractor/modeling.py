@@ -111,7 +111,8 @@ class KeywordSeq2Seq(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.AdamW(_decay_groups(self.model, hp.weight_decay), lr=hp.learning_rate)
+        # The fused kernel: the default per-parameter loop costs seconds per step on a 124M model on CPU.
+        optimizer = torch.optim.AdamW(_decay_groups(self.model, hp.weight_decay), lr=hp.learning_rate, fused=True)
         warmup = int(hp.total_steps * hp.warmup_ratio)
         if hp.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(

@@ -28,9 +28,11 @@ class EpochSummary(Callback):
         metrics = trainer.callback_metrics
         seconds = time.time() - self._started
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
-        for name in ("train_loss_epoch", "train_loss", "val_loss"):
-            if name in metrics:
-                parts.append(f"{name.replace('_epoch', '')} {float(metrics[name]):.4f}")
+        train_loss = metrics.get("train_loss_epoch", metrics.get("train_loss"))
+        if train_loss is not None:
+            parts.append(f"train_loss {float(train_loss):.4f}")
+        if "val_loss" in metrics:
+            parts.append(f"val_loss {float(metrics['val_loss']):.4f}")
         parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}")
         parts.append(f"{self._rows / max(seconds, 1e-9):.1f} rows/s")
         log.info(" | ".join(parts))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -151,6 +152,17 @@ def resolve_profile(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def share_cpu_cores(args: argparse.Namespace) -> None:
+    """Give each CPU rank its share of the cores.
+
+    Ranks that each start one thread per core oversubscribe the machine, and
+    OpenMP's spin-waiting then makes every step many times slower.
+    """
+    on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and args.devices not in ("auto", "1") and int(args.devices) > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(args.devices)))
+
+
 def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
@@ -243,6 +255,7 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
+    share_cpu_cores(args)
     base_dir = prepare_base(args, output_dir)
     from transformers import AutoTokenizer
 

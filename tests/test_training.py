@@ -49,6 +49,7 @@ def test_extractor_returns_clean_grounded_lists_in_input_order(tiny_model_dir):
         assert isinstance(keywords, list) and all(isinstance(k, str) and k for k in keywords)
         assert len(keywords) == len(set(keywords)) <= extractor.settings.max_keywords
         assert all(is_grounded(k, question) for k in keywords)
+        assert all(any(ch.isalnum() for ch in k) for k in keywords)  # never bare punctuation
     assert [extractor.extract_one(q) for q in QUESTIONS] == results
 
 
