@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from keyword_extractor import tracking
 from tasks.evaluate import evaluate_model
 from tasks.finetune import FineTuneOptions, FineTuneResult, fine_tune
 from tasks.tracking import log_evaluation, open_tracking_run, register_model
@@ -144,6 +145,13 @@ def main(argv: list[str] | None = None) -> None:
         run_name=args.run_name,
     )
     print(summary.model_dump_json(indent=2))
+    print(
+        f"\nF1 {summary.f1:.3f} (Kiwi baseline {summary.baseline_f1:.3f}); "
+        f"keyword-extractor v{summary.model_version} is {summary.alias}.\n"
+        f"Compare runs:  {tracking.ui_command()}\n"
+        f"Model files:   {summary.model_dir}\n"
+        f"Reports:       {summary.run_dir}/evaluation/report.md"
+    )
 
 
 if __name__ == "__main__":
