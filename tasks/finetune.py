@@ -45,7 +45,7 @@ class FineTuneOptions(BaseModel):
     num_workers: int = 0
     max_steps: int = -1
     limit_train_rows: int | None = Field(None, description="use only the first N rows (smoke runs)")
-    num_beams: int = 1
+    num_beams: int | None = Field(None, description="beam width stored with the model (profile default if unset)")
     max_new_tokens: int = 48
     tiny_vocab_size: int | None = None
     tiny_d_model: int | None = None
