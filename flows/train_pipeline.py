@@ -1,4 +1,4 @@
-"""The training pipeline: validate-data → fine-tune → evaluate → register (→ build bento).
+"""The training pipeline: validate-data → fine-tune → evaluate → register → build-bento.
 
 Run locally without a server:
 
@@ -14,10 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from keyword_extractor import tracking
+from tasks.bento import build_bento
 from tasks.evaluate import evaluate_model
 from tasks.finetune import FineTuneOptions, FineTuneResult, fine_tune
 from tasks.tracking import log_evaluation, open_tracking_run, register_model
@@ -38,6 +40,32 @@ class PipelineSummary(BaseModel):
     f1: float
     baseline_f1: float
     promotion: str
+    bento_tag: str | None
+
+    def next_steps(self) -> list[str]:
+        """The commands that show this run's result: runs in MLflow, the Bento over HTTP, the app."""
+        serve = f"bentoml serve {self.bento_tag}" if self.bento_tag else "bentoml serve  # from the project directory"
+        return [tracking.ui_command(), serve, "streamlit run app.py"]
+
+
+def publish_summary(summary: PipelineSummary) -> None:
+    """The run's headline as a Prefect artifact, so the UI shows where everything went."""
+    rows = [
+        ("MLflow run", f"`{summary.mlflow_run_id}`"),
+        ("registered", f"keyword-extractor v{summary.model_version} ({summary.alias})"),
+        ("F1 vs Kiwi baseline", f"{summary.f1:.4f} vs {summary.baseline_f1:.4f}"),
+        ("promotion", summary.promotion),
+        ("Bento", f"`{summary.bento_tag}`" if summary.bento_tag else "none built"),
+        ("model directory", f"`{summary.model_dir}`"),
+        ("report", f"`{summary.run_dir}/evaluation/report.md`"),
+    ]
+    table = "\n".join(f"| {key} | {value} |" for key, value in rows)
+    commands = "\n".join(summary.next_steps())
+    create_markdown_artifact(
+        key="pipeline-summary",
+        markdown=f"## Run {summary.run_name}\n\n| | |\n|---|---|\n{table}\n\n```bash\n{commands}\n```\n",
+        description="what this pipeline run produced",
+    )
 
 
 def default_run_name() -> str:
@@ -56,6 +84,8 @@ def train_pipeline(
     max_keywords: int = 6,
     promotion_margin: float = 0.0,
     force_promotion: bool = False,
+    build: bool = True,
+    build_if_not_promoted: bool = False,
 ) -> PipelineSummary:
     """Validate the data, fine-tune, evaluate against the Kiwi baseline, register in MLflow.
 
@@ -69,6 +99,8 @@ def train_pipeline(
         max_keywords: validation limit on keywords per row.
         promotion_margin: F1 the new model must add over the champion to become champion.
         force_promotion: make the new model champion whatever its F1.
+        build: package the champion as a Bento at the end.
+        build_if_not_promoted: build a Bento of the champion even when this run's model was not promoted.
     """
     log = get_run_logger()
     root = PROJECT_ROOT
@@ -90,6 +122,9 @@ def train_pipeline(
     registration = register_model(
         tracked.run_id, trained.model_dir, evaluation.f1, evaluation.test_digest, promotion_margin, force_promotion
     )
+    bento_tag = (
+        build_bento(promoted=registration.promoted, only_if_promoted=not build_if_not_promoted) if build else None
+    )
     log.info(
         "F1 %.4f vs baseline %.4f; %s v%s is %s",
         evaluation.f1,
@@ -98,7 +133,7 @@ def train_pipeline(
         registration.version,
         registration.alias,
     )
-    return PipelineSummary(
+    summary = PipelineSummary(
         run_name=run_name,
         run_dir=str(run_dir),
         model_dir=trained.model_dir,
@@ -110,7 +145,10 @@ def train_pipeline(
         f1=evaluation.f1,
         baseline_f1=evaluation.baseline_f1,
         promotion=registration.decision,
+        bento_tag=bento_tag,
     )
+    publish_summary(summary)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategy", default="auto", help="auto, ddp, ...")
     parser.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
     parser.add_argument("--run-name", help="resume the run of this name")
+    parser.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
     args = parser.parse_args(argv)
     options = FineTuneOptions(
         base_model=args.base_model,
@@ -143,14 +182,15 @@ def main(argv: list[str] | None = None) -> None:
         training=options,
         artifacts_dir=args.artifacts_dir,
         run_name=args.run_name,
+        build=not args.no_build,
     )
     print(summary.model_dump_json(indent=2))
+    ui, serve, app = summary.next_steps()
     print(
         f"\nF1 {summary.f1:.3f} (Kiwi baseline {summary.baseline_f1:.3f}); "
         f"keyword-extractor v{summary.model_version} is {summary.alias}.\n"
-        f"Compare runs:  {tracking.ui_command()}\n"
-        f"Model files:   {summary.model_dir}\n"
-        f"Reports:       {summary.run_dir}/evaluation/report.md"
+        f"Reports: {summary.run_dir}/evaluation/report.md\n\n"
+        f"Look at the result:\n  {ui}\n  {serve}\n  {app}"
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +65,29 @@ def tiny_training_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_training_run) -> Path:
     return tiny_training_run / "model"
+
+
+@pytest.fixture(scope="session")
+def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model, decoding without punctuation-only and space-only tokens.
+
+    The briefly trained tiny model answers '?' to everything, which post-processing drops, so every
+    answer would be []. With those tokens suppressed in its generation_config.json, grounded decoding
+    must copy a piece of the question, different from question to question.
+    """
+    from transformers import AutoTokenizer
+
+    from keyword_extractor.grounded import token_texts
+
+    target = tmp_path_factory.mktemp("talkative") / "model"
+    shutil.copytree(tiny_model_dir, target)
+    texts = token_texts(AutoTokenizer.from_pretrained(target))
+    assert texts is not None
+    silent = [i for i, text in enumerate(texts) if text is not None and "," not in text and not re.search(r"\w", text)]
+    config = json.loads((target / "generation_config.json").read_text())
+    config["suppress_tokens"] = silent
+    (target / "generation_config.json").write_text(json.dumps(config, indent=2))
+    return target
 
 
 def prefect_env(home: Path, **extra: str) -> dict[str, str]:

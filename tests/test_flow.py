@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from mlflow import MlflowClient
 
 from keyword_extractor import tracking
 from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
+from tests.servers import bentoml_env, start_server, stop_server
 
 SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1", "--denoise-epochs", "0"]
 
 
 def run_flow(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = prefect_env(workdir / "prefect-home", MLFLOW_TRACKING_URI=tracking.sqlite_uri(workdir / "mlflow.db"))
+    env = prefect_env(
+        workdir / "prefect-home",
+        MLFLOW_TRACKING_URI=tracking.sqlite_uri(workdir / "mlflow.db"),
+        BENTOML_HOME=str(workdir / "bentoml"),
+    )
     return subprocess.run(
         [sys.executable, "-m", "flows.train_pipeline", "--artifacts-dir", str(workdir / "artifacts"), *args],
         cwd=PROJECT_ROOT,
@@ -29,7 +38,9 @@ def run_flow(workdir: Path, *args: str, timeout: float = 900) -> subprocess.Comp
 
 
 def printed_summary(stdout: str) -> dict:
-    return json.loads(stdout[stdout.rindex('{\n  "run_name"') :])
+    """The JSON summary the flow prints, followed by human-readable pointers."""
+    summary, _ = json.JSONDecoder().raw_decode(stdout[stdout.rindex('{\n  "run_name"') :])
+    return summary
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +62,30 @@ def test_flow_runs_every_step_and_registers_a_champion(pipeline_run):
     logs = result.stdout + result.stderr
     for step in ("validate-data", "open-tracking-run", "fine-tune", "evaluate", "log-evaluation", "register"):
         assert "Finished in state Completed()" in logs and step in logs, step
+    assert "build-bento" in logs and summary["bento_tag"].startswith("keyword-extractor:")
+    commands = result.stdout[result.stdout.rindex("Look at the result:") :]
+    for command in ("mlflow ui --backend-store-uri sqlite:", f"bentoml serve {summary['bento_tag']}", "streamlit run"):
+        assert command in commands, command
+
+
+@pytest.mark.slow
+def test_the_flow_bento_answers_over_http(pipeline_run, tmp_path):
+    """The Bento the flow built, served by tag, answers with the registered champion."""
+    workdir, result = pipeline_run
+    summary = printed_summary(result.stdout)
+    env = bentoml_env(workdir / "bentoml")
+    server = start_server(summary["bento_tag"], env, tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        info = httpx.get(f"{server.url}/model_info", timeout=30).json()
+        assert (info["name"], info["version"], info["alias"]) == ("keyword-extractor", "1", "champion")
+        assert info["mlflow_run_id"] == summary["mlflow_run_id"]
+        assert info["test_f1"] == pytest.approx(summary["f1"], abs=1e-4)
+        answer = httpx.post(f"{server.url}/extract", json={"text": "여행자 휴대품 면세한도는 얼마인가요?"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert isinstance(answer.json()["keywords"], list)
+        assert answer.json()["model"]["version"] == "1"
+    finally:
+        stop_server(server)
 
 
 def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
@@ -84,3 +119,33 @@ def test_malformed_data_fails_at_validation_before_training(tmp_path):
     assert not (runs_dir / "train").exists()
     client = MlflowClient(tracking_uri=tracking.sqlite_uri(tmp_path / "mlflow.db"))
     assert client.search_registered_models() == []
+    assert not (tmp_path / "bentoml" / "bentos").exists()  # nothing built
+
+
+@pytest.mark.slow
+def test_a_flow_killed_during_fine_tune_resumes_when_re_run(tmp_path):
+    """Kill the whole flow (and its training process) after the first epoch's checkpoint; re-run by name."""
+    args = [*SMALL_RUN[:4], "--epochs", "4", "--denoise-epochs", "0", "--run-name", "crash", "--no-build"]
+    env = prefect_env(tmp_path / "prefect-home", MLFLOW_TRACKING_URI=tracking.sqlite_uri(tmp_path / "mlflow.db"))
+    command = [sys.executable, "-m", "flows.train_pipeline", "--artifacts-dir", str(tmp_path / "artifacts"), *args]
+    last = tmp_path / "artifacts" / "runs" / "crash" / "train" / "checkpoints" / "last.ckpt"
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + 600
+        while not last.is_file() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    assert last.is_file(), (tmp_path / "first.log").read_text()[-3000:]
+    assert not (last.parent.parent / "train_summary.json").exists()  # it really was cut off
+
+    second = run_flow(tmp_path, *args)
+    logs = second.stdout + second.stderr
+    assert second.returncode == 0, logs[-4000:]
+    assert f"resuming: {sys.executable} -m keyword_extractor.train" in logs
+    assert "Restoring states from the checkpoint path" in logs
+    summary = json.loads((last.parent.parent / "train_summary.json").read_text())
+    assert summary["resumed_from"] == str(last)
+    assert printed_summary(second.stdout)["model_version"] == "1"

@@ -1,0 +1,261 @@
+"""Serving benchmark: the Bento against the original serving approach, same model, same machine, one run.
+
+    bentoml serve keyword-extractor:latest --port 3000 &        # the Bento to measure
+    python -m benchmarks.serve_bench --url http://127.0.0.1:3000 [--model-dir DIR] [--json out.json]
+
+The baseline is a reproduction of how the model was served before: a plain HTTP server that
+handles one request at a time and decodes each question alone with beam search 5 and
+`max_length=512`, without batching or grounding. The script starts it itself (127.0.0.1, a free
+port, a subprocess) on the same model directory: `--model-dir`, or by default the directory of the
+BentoML model that the Bento reports in /model_info (looked up under BENTOML_HOME).
+
+Measured for both: keyword F1 on `--data` (`keyword_extractor.metrics.score`), then throughput and
+p50/p95 latency of single-question requests at concurrency 1 and 16 (`--requests 64,256`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (1, 16)
+
+
+# --- the original approach, reproduced --------------------------------------------------------------------
+
+
+def serve_original(model_dir: str, port: int) -> None:
+    """One request at a time: tokenize, generate(num_beams=5, max_length=512), split on commas."""
+    import torch
+    from transformers import AutoTokenizer, BartForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = BartForConditionalGeneration.from_pretrained(model_dir).eval()
+    model.generation_config.max_new_tokens = None  # exported dirs cap new tokens; the original used max_length=512
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # one request per connection, as a single-threaded server needs
+
+        def do_GET(self) -> None:  # readiness
+            self._reply(200, {"ok": True})
+
+        def do_POST(self) -> None:
+            text = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))["text"]
+            input_ids = torch.tensor([tokenizer.encode(text)])
+            with torch.inference_mode():
+                output = model.generate(input_ids, eos_token_id=tokenizer.eos_token_id, max_length=512, num_beams=5)
+            decoded = tokenizer.decode(output[0], skip_special_tokens=True)
+            self._reply(200, {"keywords": [k.strip() for k in decoded.split(",") if k.strip()]})
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+    class Server(HTTPServer):
+        request_queue_size = 128  # queued, not refused, under concurrency 16
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_original(model_dir: str, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.serve_bench",
+            "--serve-original",
+            "--model-dir",
+            model_dir,
+            "--port",
+            str(port),
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    import httpx
+
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the original-approach server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.terminate()
+    raise SystemExit("the original-approach server did not start")
+
+
+# --- measuring ---------------------------------------------------------------------------------------------
+
+
+def ask(client, url: str, question: str) -> tuple[list[str], float, int]:
+    began = time.perf_counter()
+    response = client.post(f"{url}/extract", json={"text": question})
+    seconds = time.perf_counter() - began
+    keywords = response.json().get("keywords", []) if response.status_code == 200 else []
+    return keywords, seconds, response.status_code
+
+
+def load_run(client, url: str, questions: list[str], concurrency: int, n: int) -> dict[str, float]:
+    """n single-question requests, `concurrency` at a time: throughput and latency percentiles."""
+    batch = [questions[i % len(questions)] for i in range(n)]
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(lambda q: ask(client, url, q), batch))
+    wall = time.perf_counter() - began
+    latencies = np.array([seconds for _, seconds, _ in results]) * 1000
+    return {
+        "requests": n,
+        "errors": sum(status != 200 for _, _, status in results),
+        "throughput_rps": n / wall,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+    }
+
+
+def quality(client, url: str, questions: list[str], golds: list[list[str]], batch_limit: int | None) -> dict:
+    """Keyword F1 on the data file: the Bento answers in batches when it can, the original one at a time."""
+    from keyword_extractor import metrics
+
+    preds: list[list[str]] = []
+    if batch_limit:
+        for start in range(0, len(questions), batch_limit):
+            response = client.post(f"{url}/extract_batch", json={"texts": questions[start : start + batch_limit]})
+            response.raise_for_status()
+            preds.extend(response.json()["keywords"])
+    else:
+        preds = [ask(client, url, q)[0] for q in questions]
+    scores = metrics.score(golds, preds, questions)
+    return {"f1": scores.f1, "precision": scores.precision, "recall": scores.recall, "grounded": scores.grounded_rate}
+
+
+def measure(client, url: str, questions, golds, requests: list[int], batch_limit: int | None, label: str) -> dict:
+    for question in questions[:3]:  # warm-up (first calls pay one-off costs)
+        ask(client, url, question)
+    result: dict = {"quality": quality(client, url, questions, golds, batch_limit)}
+    print(f"  {label}: F1 {result['quality']['f1']:.4f}", flush=True)
+    for concurrency, n in zip(CONCURRENCY, requests):
+        result[f"c{concurrency}"] = run = load_run(client, url, questions, concurrency, n)
+        print(f"  {label}: concurrency {concurrency}: {run['throughput_rps']:.2f} req/s", flush=True)
+    return result
+
+
+def model_dir_of(client, url: str) -> str:
+    """The directory of the BentoML model the Bento serves (same BENTOML_HOME as the server)."""
+    import bentoml
+
+    tag = client.get(f"{url}/model_info").json()["tag"]
+    return bentoml.models.get(tag).path
+
+
+def table(bento: dict, original: dict) -> str:
+    rows = [("keyword F1", "quality", "f1", "{:.4f}")]
+    for c in CONCURRENCY:
+        rows += [
+            (f"c={c} throughput (req/s)", f"c{c}", "throughput_rps", "{:.2f}"),
+            (f"c={c} p50 latency (ms)", f"c{c}", "p50_ms", "{:.1f}"),
+            (f"c={c} p95 latency (ms)", f"c{c}", "p95_ms", "{:.1f}"),
+            (f"c={c} errors", f"c{c}", "errors", "{:d}"),
+        ]
+    lines = [f"{'(throughput: higher is better)':28s} {'bento':>10s} {'original':>10s} {'bento/original':>15s}"]
+    for name, group, key, fmt in rows:
+        a, b = bento[group][key], original[group][key]
+        ratio = f"{a / b:.2f}x" if b else "-"
+        lines.append(f"{name:28s} {fmt.format(a):>10s} {fmt.format(b):>10s} {ratio:>15s}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", help="base URL of the running Bento, e.g. http://127.0.0.1:3000")
+    parser.add_argument("--model-dir", help="model directory for the original approach (default: the Bento's model)")
+    parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    parser.add_argument("--limit", type=int, help="use only the first N questions of --data (quick runs)")
+    parser.add_argument("--requests", default="64,256", help="requests at concurrency 1 and 16 (default: 64,256)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--serve-original", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_original:
+        serve_original(args.model_dir, args.port)
+        return {}
+    if not args.url:
+        parser.error("--url is required")
+    import httpx
+
+    from keyword_extractor.keywords import parse_keywords
+    from keyword_extractor.tsv import load_pairs
+
+    requests = [int(n) for n in args.requests.split(",")]
+    if len(requests) != len(CONCURRENCY) or min(requests) < 1:
+        parser.error("--requests takes two positive counts, for concurrency 1 and 16")
+    pairs = load_pairs(args.data)
+    if args.limit:
+        pairs = pairs.head(args.limit)
+    questions = pairs["query"].tolist()
+    golds = [parse_keywords(cell) for cell in pairs["keyword"]]
+    url = args.url.rstrip("/")
+    limits = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=32))
+    with limits as client:
+        info = client.get(f"{url}/model_info").json()
+        model_dir = args.model_dir or model_dir_of(client, url)
+        print(f"Bento {url}: model {info['tag']} (v{info['version']}); original approach on {model_dir}", flush=True)
+        bento = measure(client, url, questions, golds, requests, min(64, info["limits"]["max_batch_texts"]), "bento")
+        process, original_url = start_original(model_dir)
+        try:
+            original = measure(client, original_url, questions, golds, requests, None, "original")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    result = {
+        "bento": bento,
+        "original": original,
+        "model": info,
+        "model_dir": str(model_dir),
+        "data": str(args.data),
+        "questions": len(questions),
+        "requests": dict(zip((f"c{c}" for c in CONCURRENCY), requests)),
+    }
+    print()
+    print(table(bento, original))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""From the MLflow registry to the BentoML model store, and from there to a Bento.
+
+The service serves a *BentoML* model (so that a built Bento carries its weights), while the
+pipeline registers *MLflow* versions. This module is the bridge, kept out of Prefect so it can be
+called from a task, a test or the command line:
+
+    python -m keyword_extractor.bento_models import --model-dir artifacts/runs/x/train/model
+    python -m keyword_extractor.bento_models import-registry --alias champion
+    python -m keyword_extractor.bento_models build --model-tag keyword-extractor:abc123
+
+BentoML and MLflow are imported inside the functions: importing the core package stays light.
+Where BentoML keeps its stores follows `BENTOML_HOME` (default `~/bentoml`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "keyword-extractor"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_TAG_ENV = "KEYWORD_MODEL_TAG"  # which BentoML model `service.py` serves
+# Labels that say *which* model this is; a later import with the same values reuses the stored model.
+IDENTITY_LABELS = ("registered_model", "mlflow_version", "mlflow_run_id", "content_sha256")
+# Model labels repeated on the Bento, so `bentoml list` shows what each Bento serves.
+BENTO_LABELS = ("registered_model", "mlflow_version", "mlflow_alias", "mlflow_run_id", "test_f1")
+
+
+def content_digest(model_dir: str | Path) -> str:
+    """SHA-256 over every file's relative path and bytes: the same weights give the same digest."""
+    root = Path(model_dir)
+    hasher = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        hasher.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def find_model(labels: dict[str, str], name: str = MODEL_NAME) -> str | None:
+    """Tag of the newest stored model whose identity labels equal `labels`' (None if there is none)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    wanted = {key: labels[key] for key in IDENTITY_LABELS if key in labels}
+    if not wanted:
+        return None
+    try:
+        stored = bentoml.models.list(name)
+    except NotFound:
+        return None
+    matches = [m for m in stored if all(m.info.labels.get(k) == v for k, v in wanted.items())]
+    if not matches:
+        return None
+    return str(max(matches, key=lambda m: m.creation_time).tag)
+
+
+def import_model_dir(
+    model_dir: str | Path,
+    *,
+    name: str = MODEL_NAME,
+    labels: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Copy a model directory into the BentoML model store; returns the model tag.
+
+    Idempotent: when a stored model has the same identity labels (MLflow version and run, and the
+    content digest that is always added), its tag is returned and nothing is copied.
+    """
+    import bentoml
+
+    model_dir = Path(model_dir)
+    settings = InferenceSettings.load(model_dir)  # refuses a directory that is not a keyword model
+    labels = {str(k): str(v) for k, v in (labels or {}).items()}
+    labels.setdefault("content_sha256", content_digest(model_dir))
+    existing = find_model(labels, name)
+    if existing is not None:
+        log.info("model %s already holds these weights (%s); reusing it", existing, labels["content_sha256"][:12])
+        return existing
+    metadata = {"base_model": settings.base_model, "source_dir": str(model_dir.resolve()), **(metadata or {})}
+    with bentoml.models.create(name, labels=labels, metadata=metadata) as model:
+        shutil.copytree(model_dir, model.path, dirs_exist_ok=True)
+    log.info("imported %s into the BentoML model store as %s", model_dir, model.tag)
+    return str(model.tag)
+
+
+def registered_version(alias: str | None = "champion", version: str | int | None = None) -> ModelVersion:
+    """The registered version `version`, else the one behind `alias`, from the configured MLflow store."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from keyword_extractor import registry, tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    client = MlflowClient()
+    if version is not None:
+        return client.get_model_version(registry.REGISTERED_MODEL, str(version))
+    if alias:
+        return client.get_model_version_by_alias(registry.REGISTERED_MODEL, alias)
+    raise ValueError("give a registered version or an alias")
+
+
+def model_dir_from_registry(
+    alias: str | None = "champion", version: str | int | None = None, dst_path: str | Path | None = None
+) -> tuple[Path, ModelVersion]:
+    """Download a registered version (by `version`, else by `alias`); returns (model directory, ModelVersion)."""
+    import mlflow
+
+    from keyword_extractor import registry
+
+    info = registered_version(alias, version)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{registry.REGISTERED_MODEL}/{info.version}", dst_path=None if dst_path is None else str(dst_path)
+    )
+    found = next(Path(local).rglob(SETTINGS_FILE), None)
+    if found is None:
+        raise FileNotFoundError(f"{registry.REGISTERED_MODEL} v{info.version} holds no {SETTINGS_FILE}")
+    return found.parent, info
+
+
+def import_from_registry(alias: str | None = "champion", version: str | int | None = None) -> str:
+    """Import a registered version into the BentoML store, labelled with where it came from; returns the tag.
+
+    A version imported before is found by its labels and not downloaded again.
+    """
+    from keyword_extractor import registry, tracking
+
+    info = registered_version(alias, version)
+    aliases = set(getattr(info, "aliases", []) or [])
+    preferred = [a for a in (alias, "champion", "challenger") if a and a in aliases]
+    labels = {
+        "registered_model": registry.REGISTERED_MODEL,
+        "mlflow_version": str(info.version),
+        "mlflow_run_id": info.run_id or "",
+        "mlflow_alias": preferred[0] if preferred else "",  # the alias when imported; aliases move later
+        "test_f1": info.tags.get("test_f1", ""),
+        "test_digest": info.tags.get("test_digest", ""),
+    }
+    existing = find_model(labels)
+    if existing is not None:
+        log.info("%s v%s is already in the BentoML store as %s", registry.REGISTERED_MODEL, info.version, existing)
+        return existing
+    metadata = {
+        "mlflow_tracking_uri": tracking.tracking_uri(),
+        "mlflow_model_uri": f"models:/{registry.REGISTERED_MODEL}/{info.version}",
+        "promotion_decision": info.tags.get("promotion_decision", ""),
+    }
+    with tempfile.TemporaryDirectory(prefix="keyword-model-") as download:
+        model_dir, _ = model_dir_from_registry(version=info.version, dst_path=download)
+        return import_model_dir(model_dir, labels=labels, metadata=metadata)
+
+
+def build_bento(
+    model_tag: str,
+    *,
+    build_ctx: str | Path = PROJECT_ROOT,
+    labels: dict[str, Any] | None = None,
+    version: str | None = None,
+) -> str:
+    """Build the Bento of `bentofile.yaml` around `model_tag`; returns the Bento tag.
+
+    The tag is pinned as the Bento argument `model_tag`, so `bentoml serve <bento>` serves this
+    model even after newer models are imported; `KEYWORD_MODEL_TAG` is set for the build itself.
+    """
+    import bentoml
+
+    model = bentoml.models.get(model_tag)  # fails early, with BentoML's message, on an unknown tag
+    model_tag = str(model.tag)  # "name:latest" becomes the version it points at now
+    bento_labels = {k: model.info.labels[k] for k in BENTO_LABELS if model.info.labels.get(k)}
+    bento_labels.update({"model_tag": model.tag.version or "", **{str(k): str(v) for k, v in (labels or {}).items()}})
+    os.environ[MODEL_TAG_ENV] = model_tag
+    bento = bentoml.bentos.build_bentofile(
+        str(Path(build_ctx) / "bentofile.yaml"),
+        build_ctx=str(build_ctx),
+        labels=bento_labels,
+        args={"model_tag": model_tag},
+        version=version,
+        reload=True,  # a process that built before must re-read service.py with the new tag
+    )
+    return str(bento.tag)
+
+
+def latest_bento(name: str = MODEL_NAME) -> str | None:
+    """Tag of the newest Bento called `name`, None when none was built."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        bentos = bentoml.bentos.list(name)
+    except NotFound:
+        return None
+    return str(max(bentos, key=lambda b: b.creation_time).tag) if bentos else None
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--label expects KEY=VALUE, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.bento_models",
+        description="Move keyword models into the BentoML model store and build Bentos (BENTOML_HOME decides where).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("import", help="import a local model directory; prints the model tag")
+    local.add_argument("--model-dir", required=True, type=Path, help="directory with keyword_extractor.json")
+    local.add_argument("--label", action="append", default=[], help="KEY=VALUE label (repeatable)")
+    remote = commands.add_parser("import-registry", help="import a registered MLflow version; prints the tag")
+    remote.add_argument("--alias", default="champion", help="registry alias (default: champion)")
+    remote.add_argument("--version", help="registered version (wins over --alias)")
+    build = commands.add_parser("build", help="build the Bento around a stored model; prints the Bento tag")
+    build.add_argument("--model-tag", required=True, help="BentoML model tag, e.g. keyword-extractor:abc123")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "import":
+        print(import_model_dir(args.model_dir, labels=_labels(args.label)))
+    elif args.command == "import-registry":
+        print(import_from_registry(args.alias, args.version))
+    else:
+        tag = build_bento(args.model_tag)
+        print(tag)
+        print(f"serve it with: bentoml serve {tag}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
