@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProc
 
 from keyword_extractor.artifact import InferenceSettings
 from keyword_extractor.data import EncodingSettings, encode_sources
-from keyword_extractor.grounded import GroundedKeywordsProcessor, token_texts
+from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ class KeywordExtractor:
         self.encoding = EncodingSettings.from_tokenizer(
             self.tokenizer, max_source_length=self.settings.max_source_length
         )
-        self.token_texts = token_texts(self.tokenizer) if self.settings.grounded_decoding else None
-        if self.settings.grounded_decoding and self.token_texts is None:
+        self.vocabulary = GroundedVocabulary.from_tokenizer(self.tokenizer) if self.settings.grounded_decoding else None
+        if self.settings.grounded_decoding and self.vocabulary is None:
             log.warning("grounded decoding needs a SentencePiece-style vocabulary; decoding unconstrained")
 
     def _generate(self, questions: Sequence[str], num_beams: int, max_new_tokens: int, grounded: bool) -> list[str]:
@@ -56,11 +56,9 @@ class KeywordExtractor:
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
         processors = LogitsProcessorList()
-        if grounded and self.token_texts is not None:
+        if grounded and self.vocabulary is not None:
             processors.append(
-                GroundedKeywordsProcessor(
-                    self.token_texts, questions, num_beams, self.encoding.eos_token_id, len(self.token_texts)
-                )
+                GroundedKeywordsProcessor(self.vocabulary, questions, num_beams, self.encoding.eos_token_id)
             )
         with torch.inference_mode():
             output = self.model.generate(

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration
 
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, write_model_dir
-from keyword_extractor.grounded import GroundedKeywordsProcessor, token_texts
+from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary, token_texts
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import is_grounded, parse_keywords
 from keyword_extractor.modeling import BaseModelUnavailable, load_base
@@ -85,13 +85,14 @@ def test_grounded_processor_keeps_arbitrary_scores_inside_the_question(tiny_base
     """Whatever a model prefers, masked decoding writes only substrings of the question, ', '-separated."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
     texts = token_texts(tokenizer)
+    vocabulary = GroundedVocabulary(texts)
     generator = torch.Generator().manual_seed(0)
     questions = [row["query"] for row in csv.DictReader(TEST_TSV.open(encoding="utf-8"), delimiter="\t")][:40]
     escaped = 0
     for question in questions:
         steps = [torch.randn(len(texts), generator=generator) for _ in range(20)]
         steps[5][tokenizer.convert_tokens_to_ids(",")] += 100.0  # a model that wants a separator here
-        processor = GroundedKeywordsProcessor(texts, [question], 1, tokenizer.eos_token_id, len(texts))
+        processor = GroundedKeywordsProcessor(vocabulary, [question], 1, tokenizer.eos_token_id)
         constrained = _greedy_text(tokenizer, steps, processor)
         keywords = [k for k in parse_keywords(constrained) if k]
         assert keywords and all(is_grounded(k, question) for k in keywords), (question, constrained)
