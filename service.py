@@ -17,7 +17,14 @@ Which model: the Bento argument `model_tag` (pinned by `bentoml build`, see
 `keyword_extractor.bento_models.build_bento`), else `KEYWORD_MODEL_TAG`, else
 `keyword-extractor:latest` from the BentoML model store. Limits come from the environment
 (`KEYWORD_MAX_TEXT_CHARS`, `KEYWORD_MAX_BATCH_TEXTS`, `KEYWORD_MAX_BATCH_SIZE`,
-`KEYWORD_MAX_LATENCY_MS`, `KEYWORD_TIMEOUT_S`) and are read when the service starts.
+`KEYWORD_MAX_LATENCY_MS`, `KEYWORD_TIMEOUT_S`) and are read when the service starts, as are the
+CPU settings of the model service (measured in benchmarks/README.md, "Serving"):
+
+- `KEYWORD_NUM_BEAMS` (default: the model directory's `num_beams`): beam width when a request names none;
+- `KEYWORD_MODEL_WORKERS` (default 1): processes holding the weights, each with its own batching queue;
+- `KEYWORD_TORCH_THREADS` (default: cores / model workers / 2, at least 1): torch threads per worker;
+- `KEYWORD_QUANTIZE` (`int8` or `off`; default: the model directory's setting, off): dynamic int8
+  Linear layers on CPU.
 """
 
 from __future__ import annotations
@@ -66,6 +73,31 @@ MAX_BATCH_SIZE = _env_int("KEYWORD_MAX_BATCH_SIZE", 32, 2, 1024)  # questions pe
 MAX_LATENCY_MS = _env_int("KEYWORD_MAX_LATENCY_MS", 60_000, 100, 600_000)
 TIMEOUT_S = _env_int("KEYWORD_TIMEOUT_S", 60, 1, 3600)
 MAX_KEYWORDS, MAX_BEAMS = 10, 4
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _quantize_setting() -> str | None:
+    """KEYWORD_QUANTIZE: None (unset: the model directory decides), "" (off) or "int8"."""
+    raw = os.environ.get("KEYWORD_QUANTIZE", "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("off", "none", "0", "fp32"):
+        return ""
+    if raw != "int8":
+        raise ValueError(f"KEYWORD_QUANTIZE={raw} is not one of int8, off")
+    return raw
+
+
+NUM_BEAMS = _env_int("KEYWORD_NUM_BEAMS", 0, 0, MAX_BEAMS)  # default beam width; 0: the model directory's
+MODEL_WORKERS = _env_int("KEYWORD_MODEL_WORKERS", 1, 1, 64)
+# Half the cores per worker by default: the public service, the batching loop and the clients of a
+# loaded server need CPU too, and torch threads that outnumber the idle cores spin-wait on each other
+# (decoder steps measured many times slower with 2 threads on 2 busy cores than with 1).
+TORCH_THREADS = _env_int("KEYWORD_TORCH_THREADS", max(1, _cores() // MODEL_WORKERS // 2), 1, 1024)
+QUANTIZE = _quantize_setting()
 
 
 # "Not blank" spelled out once, for the validator and for the OpenAPI pattern alike: Python's `str.strip`
@@ -178,12 +210,15 @@ class ExtractJob(BaseModel):
 
 
 @bentoml.service(
-    workers=1,
+    workers=MODEL_WORKERS,
     threads=1,
     traffic={"timeout": TIMEOUT_S, "max_concurrency": 512},
     # BentoML 1.4 recycles its client session to a dependency every 100 requests / 300 s by closing it,
     # which breaks the requests still in flight on it (500s under concurrency). A local socket needs no recycling.
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
+    # Internal calls: the public service already logs every request; a second access-log line per call
+    # costs the model process CPU it shares with decoding.
+    logging={"access": {"enabled": False}},
 )
 class KeywordModel:
     """Holds the weights; one batchable method that every public route ends in."""
@@ -191,10 +226,21 @@ class KeywordModel:
     model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from keyword_extractor.inference import KeywordExtractor  # torch only in this process
+        os.environ.setdefault("RAYON_NUM_THREADS", str(TORCH_THREADS))  # the tokenizer's thread pool
+        import torch  # torch only in this process
 
-        self.extractor = KeywordExtractor(self.model.path)
-        log.info("loaded %s from %s on %s", self.model.tag, self.model.path, self.extractor.device)
+        from keyword_extractor.inference import KeywordExtractor
+
+        torch.set_num_threads(TORCH_THREADS)
+        self.extractor = KeywordExtractor(self.model.path, quantize=QUANTIZE)
+        log.info(
+            "loaded %s from %s on %s (%d torch threads, quantize=%s)",
+            self.model.tag,
+            self.model.path,
+            self.extractor.device,
+            TORCH_THREADS,
+            self.extractor.quantize or "off",
+        )
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
     def extract_many(self, jobs: list[ExtractJob]) -> list[list[str]]:
@@ -313,7 +359,7 @@ class KeywordService:
             mlflow_run_id=labels.get("mlflow_run_id", ""),
             base_model=s.base_model or str(stored.info.metadata.get("base_model", "")),
             decoding=Decoding(
-                num_beams=min(s.num_beams, MAX_BEAMS),
+                num_beams=NUM_BEAMS or min(s.num_beams, MAX_BEAMS),
                 max_num_beams=MAX_BEAMS,
                 grounded_decoding=s.grounded_decoding,
                 filter_ungrounded=s.filter_ungrounded,

@@ -1,7 +1,13 @@
 """Serving benchmark: the Bento against the original serving approach, same model, same machine, one run.
 
-    bentoml serve keyword-extractor:latest --port 3000 &        # the Bento to measure
+    python -m benchmarks.serve_bench --model-dir DIR [--variant NAME:KEY=VALUE,...] [--json out.json]
+    bentoml serve keyword-extractor:latest --port 3000 &        # or: a Bento that is already running
     python -m benchmarks.serve_bench --url http://127.0.0.1:3000 [--model-dir DIR] [--json out.json]
+
+Without `--url` the script serves `--model-dir` itself (`benchmarks.bento_server`: a temporary
+BENTOML_HOME, `bentoml serve` on 127.0.0.1), once per `--variant` (environment overrides such as
+`workers2:KEYWORD_MODEL_WORKERS=2`; default: one variant, `bento`, with the service's defaults), one
+after the other, and stops each before the next starts.
 
 The baseline is a reproduction of how the model was served before: a plain HTTP server that
 handles one request at a time and decodes each question alone with beam search 5 and
@@ -22,11 +28,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 16)
@@ -119,8 +127,14 @@ def start_original(model_dir: str, timeout_s: float = 300) -> tuple[subprocess.P
 
 
 def ask(client, url: str, question: str) -> tuple[list[str], float, int]:
+    """(keywords, seconds, status); a dropped connection counts as an error (status 599), not a crash."""
+    import httpx
+
     began = time.perf_counter()
-    response = client.post(f"{url}/extract", json={"text": question})
+    try:
+        response = client.post(f"{url}/extract", json={"text": question})
+    except httpx.TransportError:
+        return [], time.perf_counter() - began, 599
     seconds = time.perf_counter() - began
     keywords = response.json().get("keywords", []) if response.status_code == 200 else []
     return keywords, seconds, response.status_code
@@ -159,13 +173,36 @@ def quality(client, url: str, questions: list[str], golds: list[list[str]], batc
     return {"f1": scores.f1, "precision": scores.precision, "recall": scores.recall, "grounded": scores.grounded_rate}
 
 
-def measure(client, url: str, questions, golds, requests: list[int], batch_limit: int | None, label: str) -> dict:
+def measure(
+    client,
+    url: str,
+    questions,
+    golds,
+    requests: list[int],
+    batch_limit: int | None,
+    label: str,
+    with_f1: bool = True,
+    processes: Callable[[], list[psutil.Process]] | None = None,
+) -> dict:
+    """F1, then each concurrency level; with `processes`, the server's CPU ms per request, per process role."""
+    from benchmarks.bento_server import cpu_seconds
+
+    me = psutil.Process()
     for question in questions[:3]:  # warm-up (first calls pay one-off costs)
         ask(client, url, question)
-    result: dict = {"quality": quality(client, url, questions, golds, batch_limit)}
-    print(f"  {label}: F1 {result['quality']['f1']:.4f}", flush=True)
+    result: dict = {}
+    if with_f1:
+        result["quality"] = quality(client, url, questions, golds, batch_limit)
+        print(f"  {label}: F1 {result['quality']['f1']:.4f}", flush=True)
+    else:  # the warm-up the F1 pass would have been: the batching queue times its first batches
+        for question in questions[:16]:
+            ask(client, url, question)
     for concurrency, n in zip(CONCURRENCY, requests):
+        watched = processes() if processes else []
+        before = {**cpu_seconds(watched), **cpu_seconds([me], "load generator")}
         result[f"c{concurrency}"] = run = load_run(client, url, questions, concurrency, n)
+        after = {**cpu_seconds(watched), **cpu_seconds([me], "load generator")}
+        run["cpu_ms_per_request"] = {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}
         print(f"  {label}: concurrency {concurrency}: {run['throughput_rps']:.2f} req/s", flush=True)
     return result
 
@@ -178,8 +215,9 @@ def model_dir_of(client, url: str) -> str:
     return bentoml.models.get(tag).path
 
 
-def table(bento: dict, original: dict) -> str:
-    rows = [("keyword F1", "quality", "f1", "{:.4f}")]
+def table(bentos: dict[str, dict], original: dict) -> str:
+    """One column per Bento variant and the original, then each variant's ratio to the original."""
+    rows = [("keyword F1", "quality", "f1", "{:.4f}")] if "quality" in original else []
     for c in CONCURRENCY:
         rows += [
             (f"c={c} throughput (req/s)", f"c{c}", "throughput_rps", "{:.2f}"),
@@ -187,12 +225,22 @@ def table(bento: dict, original: dict) -> str:
             (f"c={c} p95 latency (ms)", f"c{c}", "p95_ms", "{:.1f}"),
             (f"c={c} errors", f"c{c}", "errors", "{:d}"),
         ]
-    lines = [f"{'(throughput: higher is better)':28s} {'bento':>10s} {'original':>10s} {'bento/original':>15s}"]
+    names = list(bentos)
+    header = f"{'(throughput: higher is better)':28s}" + "".join(f" {n:>12s}" for n in [*names, "original"])
+    lines = [header + "".join(f" {n + '/orig':>14s}" for n in names)]
     for name, group, key, fmt in rows:
-        a, b = bento[group][key], original[group][key]
-        ratio = f"{a / b:.2f}x" if b else "-"
-        lines.append(f"{name:28s} {fmt.format(a):>10s} {fmt.format(b):>10s} {ratio:>15s}")
+        b = original[group][key]
+        cells = "".join(f" {fmt.format(bentos[n][group][key]):>12s}" for n in names) + f" {fmt.format(b):>12s}"
+        ratios = "".join(f" {(f'{bentos[n][group][key] / b:.2f}x' if b else '-'):>14s}" for n in names)
+        lines.append(f"{name:28s}{cells}{ratios}")
     return "\n".join(lines)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'name:KEY=VALUE,KEY=VALUE' (or just 'name') -> (name, overrides)."""
+    name, _, rest = text.partition(":")
+    overrides = dict(item.split("=", 1) for item in rest.split(",") if item.strip())
+    return name, overrides
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -206,6 +254,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
     parser.add_argument("--limit", type=int, help="use only the first N questions of --data (quick runs)")
     parser.add_argument("--requests", default="64,256", help="requests at concurrency 1 and 16 (default: 64,256)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        help="without --url: serve --model-dir once per variant, NAME:KEY=VALUE,... (environment overrides)",
+    )
+    parser.add_argument("--no-f1", action="store_true", help="speed only (models with random weights)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--serve-original", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -213,10 +267,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.serve_original:
         serve_original(args.model_dir, args.port)
         return {}
-    if not args.url:
-        parser.error("--url is required")
+    if not args.url and not args.model_dir:
+        parser.error("give --url of a running Bento, or --model-dir to serve")
+    if args.url and args.variant:
+        parser.error("--variant needs --model-dir without --url (the script serves each variant itself)")
     import httpx
 
+    from benchmarks import bento_server
     from keyword_extractor.keywords import parse_keywords
     from keyword_extractor.tsv import load_pairs
 
@@ -228,21 +285,40 @@ def main(argv: list[str] | None = None) -> dict:
         pairs = pairs.head(args.limit)
     questions = pairs["query"].tolist()
     golds = [parse_keywords(cell) for cell in pairs["keyword"]]
-    url = args.url.rstrip("/")
-    limits = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=32))
+    with_f1 = not args.no_f1
+    bentos: dict[str, dict] = {}
+    limits = httpx.Client(timeout=300, limits=httpx.Limits(max_connections=32))
     with limits as client:
-        info = client.get(f"{url}/model_info").json()
-        model_dir = args.model_dir or model_dir_of(client, url)
-        print(f"Bento {url}: model {info['tag']} (v{info['version']}); original approach on {model_dir}", flush=True)
-        bento = measure(client, url, questions, golds, requests, min(64, info["limits"]["max_batch_texts"]), "bento")
+
+        def measure_bento(label: str, url: str, processes=None) -> dict:
+            info = client.get(f"{url}/model_info").json()
+            batch_limit = min(64, info["limits"]["max_batch_texts"])
+            print(f"{label} {url}: model {info['tag']} (v{info['version']})", flush=True)
+            found = measure(client, url, questions, golds, requests, batch_limit, label, with_f1, processes)
+            return {**found, "model": info}
+
+        if args.url:
+            url = args.url.rstrip("/")
+            bentos["bento"] = measure_bento("bento", url)
+            model_dir = args.model_dir or model_dir_of(client, url)
+        else:
+            model_dir = args.model_dir
+            for label, overrides in [parse_variant(v) for v in args.variant or ["bento"]]:
+                with bento_server.serving(model_dir, overrides) as server:
+                    bentos[label] = {**measure_bento(label, server.url, server.family), "env": overrides}
+        print(f"original approach on {model_dir}", flush=True)
         process, original_url = start_original(model_dir)
         try:
-            original = measure(client, original_url, questions, golds, requests, None, "original")
+            server = [psutil.Process(process.pid)]
+            original = measure(
+                client, original_url, questions, golds, requests, None, "original", with_f1, lambda: server
+            )
         finally:
             process.terminate()
             process.wait(timeout=30)
+    info = next(iter(bentos.values()))["model"]
     result = {
-        "bento": bento,
+        "variants": bentos,
         "original": original,
         "model": info,
         "model_dir": str(model_dir),
@@ -250,8 +326,9 @@ def main(argv: list[str] | None = None) -> dict:
         "questions": len(questions),
         "requests": dict(zip((f"c{c}" for c in CONCURRENCY), requests)),
     }
+    result["machine"] = {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     print()
-    print(table(bento, original))
+    print(table(bentos, original))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result

@@ -9,8 +9,10 @@ half-written model where a reader expects a whole one.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -23,7 +25,7 @@ class InferenceSettings:
     """Decoding and post-processing defaults that travel with the weights."""
 
     max_source_length: int = 128
-    max_new_tokens: int = 48
+    max_new_tokens: int = 48  # fallback; training stores a cap sized from its targets (`max_new_tokens_for`)
     num_beams: int = 1
     grounded_decoding: bool = True
     filter_ungrounded: bool = True
@@ -31,6 +33,7 @@ class InferenceSettings:
     separator: str = ", "
     batch_size: int = 32
     base_model: str = ""
+    quantize: str = ""  # "int8": dynamic int8 Linear layers on CPU (opt-in; KEYWORD_QUANTIZE overrides when served)
     extra: dict = field(default_factory=dict)
 
     def save(self, model_dir: str | Path) -> None:
@@ -46,6 +49,23 @@ class InferenceSettings:
             )
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+
+
+def max_new_tokens_for(
+    target_lengths: Sequence[int], cap: int | None = None, quantile: float = 0.999, margin: float = 0.25
+) -> int:
+    """Generation cap from the tokenised training targets (</s> included): their `quantile` length plus `margin`.
+
+    A model never learned to write more than its longest targets, so a longer cap only lets a row that
+    fails to end burn decoder steps (and a batch waits for its slowest row). The margin covers test
+    questions a little longer than any seen in training; `cap` bounds the result from above.
+    """
+    if not target_lengths:
+        raise ValueError("no training targets to size max_new_tokens from")
+    ordered = sorted(target_lengths)
+    longest = ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
+    budget = max(longest + 2, math.ceil(longest * (1 + margin)))
+    return max(1, min(budget, cap)) if cap else budget
 
 
 def write_model_dir(model, tokenizer, settings: InferenceSettings, output_dir: str | Path) -> Path:

@@ -1,23 +1,34 @@
 """Convert a Lightning checkpoint into the model directory later steps consume.
 
-python -m keyword_extractor.export --checkpoint artifacts/train/checkpoints/best.ckpt --output artifacts/model
+python -m keyword_extractor.export --checkpoint artifacts/train/checkpoints/best.ckpt --output artifacts/model \
+    [--train data/train.tsv]      # size max_new_tokens from the training targets, as training does
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from keyword_extractor.artifact import InferenceSettings, write_model_dir
+from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
+from keyword_extractor.data import EncodingSettings, encode_targets, target_text
 from keyword_extractor.modeling import KeywordSeq2Seq
+from keyword_extractor.tsv import load_pairs
 
 
 def export_checkpoint(
-    checkpoint: str | Path, output_dir: str | Path, settings: InferenceSettings | None = None
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    settings: InferenceSettings | None = None,
+    keyword_cells: Sequence[str] | None = None,
 ) -> Path:
-    """Load the checkpoint's weights into its base architecture and save a Hugging Face directory."""
+    """Load the checkpoint's weights into its base architecture and save a Hugging Face directory.
+
+    With `keyword_cells` (the training file's `keyword` column) the stored `max_new_tokens` is sized
+    from their tokenised length, `settings.max_new_tokens` being the upper bound.
+    """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
@@ -25,6 +36,10 @@ def export_checkpoint(
     base_dir = module.hparams.base_model_dir
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     settings = settings or InferenceSettings()
+    if keyword_cells is not None:
+        encoding = EncodingSettings.from_tokenizer(tokenizer)
+        targets = encode_targets(tokenizer, [target_text(cell) for cell in keyword_cells], encoding)
+        settings.max_new_tokens = max_new_tokens_for([len(ids) for ids in targets], cap=settings.max_new_tokens)
     settings.base_model = settings.base_model or str(base_dir)
     return write_model_dir(module.model, tokenizer, settings, output_dir)
 
@@ -38,10 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="the .ckpt file written by keyword_extractor.train")
     parser.add_argument("--output", required=True, help="directory to write; replaced atomically if it exists")
     parser.add_argument("--num-beams", type=int, default=1, help="default beam width stored with the model")
-    parser.add_argument("--max-new-tokens", type=int, default=48, help="default generation length cap")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="generation length cap (upper bound)")
+    parser.add_argument("--train", help="training TSV: size the cap from its tokenised keyword targets")
     args = parser.parse_args(argv)
     module_settings = InferenceSettings(num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
-    path = export_checkpoint(args.checkpoint, args.output, module_settings)
+    cells = load_pairs(args.train)["keyword"].tolist() if args.train else None
+    path = export_checkpoint(args.checkpoint, args.output, module_settings, cells)
     print(f"exported {args.checkpoint} -> {path}")
 
 

@@ -36,8 +36,31 @@ def token_texts(tokenizer) -> list[str | None] | None:
     return [None if i in special or piece is None else piece.replace(WORD_START, " ") for i, piece in enumerate(pieces)]
 
 
+class QueryTable:
+    """What may follow what inside one question, computed once per question text.
+
+    `after[e]`: the non-separator tokens whose text starts at position `e` of the query, so a keyword
+    `partial` may continue with exactly the union of `after[e]` over the positions where `partial`
+    ends. `starts`: the non-separator tokens that may begin a keyword.
+    """
+
+    def __init__(self, vocabulary: GroundedVocabulary, query: str):
+        texts = vocabulary.texts
+        candidates = vocabulary.candidates(query)
+        self.starts = tuple(t for t in candidates if SEPARATOR_CHAR not in texts[t] and texts[t].lstrip() in query)
+        longest = vocabulary.longest_text
+        self.after = tuple(
+            tuple(
+                token_id
+                for end in range(start + 1, min(len(query), start + longest) + 1)
+                for token_id in vocabulary.by_text.get(query[start:end], ())
+            )
+            for start in range(len(query) + 1)
+        )
+
+
 class GroundedVocabulary:
-    """Token texts indexed by their stripped text, built once per tokenizer.
+    """Token texts indexed by their text, built once per tokenizer.
 
     Finding the tokens a question can use then means looking up the question's substrings
     (a few hundred) instead of testing every vocabulary entry (30,000 for KoBART) per request.
@@ -46,17 +69,25 @@ class GroundedVocabulary:
     def __init__(self, texts: list[str | None]):
         self.texts = texts
         self.by_core: dict[str, list[int]] = {}
+        self.by_text: dict[str, list[int]] = {}  # exact text, spaces included; separator tokens left out
         always: list[int] = []  # spaces and separator tokens fit any question
+        separators: list[int] = []
         for token_id, text in enumerate(texts):
             if text is None:
                 continue
             core = text.strip()
+            if SEPARATOR_CHAR in text:
+                separators.append(token_id)
+            else:
+                self.by_text.setdefault(text, []).append(token_id)
             if not core or SEPARATOR_CHAR in text:
                 always.append(token_id)
             else:
                 self.by_core.setdefault(core, []).append(token_id)
         self.always = tuple(always)
+        self.separators = tuple(separators)
         self.longest = max((len(core) for core in self.by_core), default=0)
+        self.longest_text = max((len(text) for text in self.by_text), default=0)
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> GroundedVocabulary | None:
@@ -74,13 +105,20 @@ class GroundedVocabulary:
                     found.update(ids)
         return tuple(sorted(found))
 
+    @lru_cache(maxsize=4096)  # noqa: B019 - as above
+    def table(self, query: str) -> QueryTable:
+        """The question's position table: built once, then every decoding step only looks it up."""
+        return QueryTable(self, query)
+
 
 class GroundedKeywordsProcessor(LogitsProcessor):
     """Masks every token that would make the keyword being written leave the question.
 
     What a row may write next depends only on its question, the keyword written so far and
     whether anything was written at all, so the answer is memoised on exactly that: beams and
-    steps that share a partial keyword share the work. Rows that already ended are left alone.
+    steps that share a partial keyword share the work. A row's state is derived from its
+    prefix's state and its last token (kept per prefix, so beams that reorder find theirs),
+    not re-read from the whole prefix at every step. Rows that already ended are left alone.
     """
 
     def __init__(self, vocabulary: GroundedVocabulary, queries: Sequence[str], num_beams: int, eos_token_id: int):
@@ -90,47 +128,75 @@ class GroundedKeywordsProcessor(LogitsProcessor):
         self.eos_token_id = eos_token_id
         self.queries = [" " + normalize(query) for query in queries]
         self._memo: dict[tuple[int, str, bool], list[int]] = {}
+        self._states: dict[tuple[int, ...], tuple[bool, str, bool]] = {}  # prefix -> (ended, partial, started)
 
     def _allowed(self, question: int, partial: str, started: bool) -> list[int]:
         key = (question, partial, started)
         if key in self._memo:
             return self._memo[key]
         query = self.queries[question]
+        table = self.vocabulary.table(query)
         allowed = [self.eos_token_id] if started else []
-        for token_id in self.vocabulary.candidates(query):
-            text = self.texts[token_id]
-            if SEPARATOR_CHAR in text:
-                finished, _, rest = text.partition(SEPARATOR_CHAR)
-                done = (partial + finished).strip()
-                if done and done in query and SEPARATOR_CHAR not in rest and rest.lstrip() in query:
-                    allowed.append(token_id)
-                continue
-            extended = (partial + text).lstrip()
-            if extended in query:
+        for token_id in self.vocabulary.separators:
+            finished, _, rest = self.texts[token_id].partition(SEPARATOR_CHAR)
+            done = (partial + finished).strip()
+            if done and done in query and SEPARATOR_CHAR not in rest and rest.lstrip() in query:
                 allowed.append(token_id)
+        if not partial:
+            allowed.extend(table.starts)
+        else:  # `partial` is left-stripped and not empty: a token may continue it where it occurs
+            ends: set[int] = set()
+            start = query.find(partial)
+            while start >= 0:
+                ends.add(start + len(partial))
+                start = query.find(partial, start + 1)
+            for end in ends:
+                allowed.extend(table.after[end])
         self._memo[key] = allowed = allowed or [self.eos_token_id]
         return allowed
+
+    def _text(self, token_id: int) -> str:
+        return (self.texts[token_id] if token_id < len(self.texts) else None) or ""
+
+    def _state(self, ids: tuple[int, ...]) -> tuple[bool, str, bool]:
+        """(ended, keyword being written, anything written) after `ids` (ids[0]: the decoder start token)."""
+        state = self._states.get(ids)
+        if state is not None:
+            return state
+        parent = self._states.get(ids[:-1]) if len(ids) > 1 else None
+        if parent is None:  # from scratch: the first step, or a prefix never seen
+            written = "".join(self._text(i) for i in ids)
+            ended = self.eos_token_id in ids[1:]
+            state = (ended, written.rsplit(SEPARATOR_CHAR, 1)[-1].lstrip(), bool(written.strip()))
+        else:
+            ended, partial, started = parent
+            text = self._text(ids[-1])
+            if not ended and ids[-1] == self.eos_token_id:
+                ended = True
+            if SEPARATOR_CHAR in text:
+                partial = text.rsplit(SEPARATOR_CHAR, 1)[-1].lstrip()
+            else:
+                partial = (partial + text).lstrip()
+            state = (ended, partial, started or bool(text.strip()))
+        self._states[ids] = state
+        return state
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         rows: list[int] = []
         columns: list[int] = []
-        open_rows: list[int] = []
-        n_texts = len(self.texts)
+        ended_rows: list[int] = []
         for row, ids in enumerate(input_ids.tolist()):
-            if self.eos_token_id in ids[1:]:  # ended (ids[0] is the decoder start token): output ignored
+            ended, partial, started = self._state(tuple(ids))
+            if ended:  # generate() ignores what an ended row scores
+                ended_rows.append(row)
                 continue
-            open_rows.append(row)
-            written = "".join(self.texts[i] or "" for i in ids if i < n_texts)
-            partial = written.rsplit(SEPARATOR_CHAR, 1)[-1].lstrip()
-            allowed = self._allowed(row // self.num_beams, partial, bool(written.strip()))
+            allowed = self._allowed(row // self.num_beams, partial, started)
             rows.extend([row] * len(allowed))
             columns.extend(allowed)
-        if not open_rows:
+        if not rows:
             return scores
         mask = torch.full_like(scores, float("-inf"))
         mask[rows, columns] = 0.0
-        still_open = set(open_rows)
-        ended = [row for row in range(scores.shape[0]) if row not in still_open]
-        if ended:
-            mask[ended] = 0.0
+        if ended_rows:
+            mask[ended_rows] = 0.0
         return scores + mask

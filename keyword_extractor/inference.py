@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,12 +16,27 @@ from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabu
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
 
 log = logging.getLogger(__name__)
+QUANTIZE_MODES = ("", "int8")
 
 
 def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 Linear layers: int8 weights, activations quantised per call, CPU only.
+
+    Decoding one token at a time reads every weight once per step, so on CPU it is bound by memory
+    traffic, and int8 weights are a quarter of fp32's.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch >= 2.10 announces the move of torch.ao quantization to torchao; the API still works
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def has_content(keyword: str) -> bool:
@@ -31,15 +47,30 @@ def has_content(keyword: str) -> bool:
 class KeywordExtractor:
     """Load a model directory once; turn batches of questions into clean keyword lists."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, half_precision_on_gpu: bool = True):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str | None = None,
+        half_precision_on_gpu: bool = True,
+        quantize: str | None = None,
+    ):
+        """`quantize`: "int8" or "" (off); None means the model directory's setting (off unless stored)."""
         self.model_dir = Path(model_dir)
         self.settings = InferenceSettings.load(self.model_dir)
         self.device = pick_device(device)
+        self.quantize = self.settings.quantize if quantize is None else quantize
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize={self.quantize!r}: choose one of {QUANTIZE_MODES}")
+        if self.quantize and self.device.type != "cpu":
+            log.warning("quantize=%s is CPU-only; ignored on %s", self.quantize, self.device)
+            self.quantize = ""
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         dtype = None
         if self.device.type == "cuda" and half_precision_on_gpu:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.model = BartForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype).to(self.device).eval()
+        if self.quantize == "int8":
+            self.model = quantize_int8(self.model)
         self.encoding = EncodingSettings.from_tokenizer(
             self.tokenizer, max_source_length=self.settings.max_source_length
         )

@@ -1,0 +1,149 @@
+"""CPU serving options, side by side in one process: speed and keyword F1 of each, through `KeywordExtractor`.
+
+    python -m benchmarks.decoding_options --model-dir /tmp/perf/tiny/model [--json out.json]
+    python -m benchmarks.decoding_options --model-dir /tmp/perf/kobart/model --no-f1 --limit 64 --single 8
+
+Options (rows): beam width (greedy, 2, 3, 5), the generation cap (`max_new_tokens` stored with the
+model, sized from the training targets, vs the old fixed 48), dynamic int8 quantization of the Linear
+layers, and torch threads (1 vs 2). For each: keyword F1 on `--data` (`metrics.score`), batched
+throughput (questions/s, `extract` with batches of 32, as the service's batching queue calls it) and
+single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case).
+
+Every option runs on the same questions in the same process, one after the other; options are
+skipped once `--time-budget-s` is spent. On a shared machine the absolute numbers move from run to
+run: compare rows of one run, as ratios to the first row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from keyword_extractor import metrics
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.keywords import parse_keywords
+from keyword_extractor.tsv import load_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD_CAP = 48  # the fixed max_new_tokens every model was exported with before it was sized from the targets
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    num_beams: int
+    max_new_tokens: int | None = None  # None: the model's stored cap
+    quantize: str = ""
+    threads: int = 1
+
+
+OPTIONS = (
+    Option("beam 5, cap 48", 5, OLD_CAP),
+    Option("beam 3, stored cap", 3),
+    Option("beam 2, stored cap", 2),
+    Option("greedy, cap 48", 1, OLD_CAP),
+    Option("greedy, stored cap", 1),
+    Option("greedy, stored cap, int8", 1, quantize="int8"),
+    Option("beam 3, stored cap, int8", 3, quantize="int8"),
+    Option("greedy, stored cap, 2 threads", 1, threads=2),
+)
+
+
+def run_option(
+    extractor: KeywordExtractor, option: Option, questions: list[str], golds, single: int, with_f1: bool
+) -> dict:
+    torch.set_num_threads(option.threads)
+    decode = dict(num_beams=option.num_beams, max_new_tokens=option.max_new_tokens)
+    extractor.extract(questions[:4], **decode)  # warm-up
+    began = time.perf_counter()
+    predictions = extractor.extract(questions, batch_size=32, **decode)
+    batched_s = time.perf_counter() - began
+    latencies = []
+    for question in questions[:single]:
+        began = time.perf_counter()
+        extractor.extract([question], **decode)
+        latencies.append(1000 * (time.perf_counter() - began))
+    result = {
+        **asdict(option),
+        "max_new_tokens": option.max_new_tokens or extractor.settings.max_new_tokens,
+        "batched_qps": len(questions) / batched_s,
+        "single_p50_ms": float(np.percentile(latencies, 50)),
+        "single_p95_ms": float(np.percentile(latencies, 95)),
+    }
+    if with_f1:
+        scores = metrics.score(golds, predictions, questions)
+        result.update(f1=scores.f1, precision=scores.precision, recall=scores.recall)
+    return result
+
+
+def table(rows: list[dict]) -> str:
+    first = rows[0]
+    head = f"{'option':32s} {'F1':>7s} {'batched q/s':>12s} {'x':>6s} {'single p50 ms':>14s} {'x':>6s} {'p95 ms':>8s}"
+    lines = [head]
+    for row in rows:
+        f1 = f"{row['f1']:.4f}" if "f1" in row else "-"
+        speed = row["batched_qps"] / first["batched_qps"]
+        latency = first["single_p50_ms"] / row["single_p50_ms"]
+        lines.append(
+            f"{row['name']:32s} {f1:>7s} {row['batched_qps']:12.2f} {speed:5.2f}x "
+            f"{row['single_p50_ms']:14.1f} {latency:5.2f}x {row['single_p95_ms']:8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="keyword model directory")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    parser.add_argument("--limit", type=int, help="only the first N questions")
+    parser.add_argument("--single", type=int, default=40, help="one-question calls timed per option")
+    parser.add_argument("--options", help="comma-separated row numbers of the option list (default: all)")
+    parser.add_argument("--no-f1", action="store_true", help="speed only (models with random weights)")
+    parser.add_argument("--time-budget-s", type=float, default=1200, help="start no option after this")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    pairs = load_pairs(args.data)
+    if args.limit:
+        pairs = pairs.head(args.limit)
+    questions = pairs["query"].tolist()
+    golds = [parse_keywords(cell) for cell in pairs["keyword"]]
+    options = [OPTIONS[int(i)] for i in args.options.split(",")] if args.options else list(OPTIONS)
+    extractors: dict[str, KeywordExtractor] = {}
+    rows: list[dict] = []
+    skipped: list[str] = []
+    started = time.monotonic()
+    for option in options:
+        if time.monotonic() - started > args.time_budget_s:
+            skipped.append(option.name)
+            continue
+        if option.quantize not in extractors:
+            extractors[option.quantize] = KeywordExtractor(args.model_dir, device="cpu", quantize=option.quantize)
+        rows.append(run_option(extractors[option.quantize], option, questions, golds, args.single, not args.no_f1))
+        print(f"  {option.name}: {rows[-1]['batched_qps']:.2f} q/s batched", flush=True)
+    print()
+    print(table(rows))
+    if skipped:
+        print(f"skipped (time budget): {', '.join(skipped)}")
+    result = {
+        "model_dir": str(args.model_dir),
+        "settings": asdict(next(iter(extractors.values())).settings),
+        "questions": len(questions),
+        "single": args.single,
+        "rows": rows,
+        "skipped": skipped,
+        "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "torch": torch.__version__},
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()

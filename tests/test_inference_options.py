@@ -1,0 +1,96 @@
+"""CPU serving options of KeywordExtractor: int8 quantization, and a generation cap sized from the training targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, max_new_tokens_for
+from keyword_extractor.data import EncodingSettings, KeywordDataModule
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.keywords import is_grounded
+from keyword_extractor.tsv import load_pairs
+from tests.conftest import TEST_TSV, TRAIN_TSV
+
+QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]
+
+
+def test_cap_is_the_quantile_length_plus_a_margin_and_never_above_the_bound():
+    lengths = [10] * 995 + [20, 21, 22, 23, 40]  # one outlier beyond the 99.9th percentile
+    assert max_new_tokens_for(lengths) == 29  # 23 * 1.25 rounded up; the outlier does not count
+    assert max_new_tokens_for(lengths, cap=24) == 24
+    assert max_new_tokens_for([3, 3, 3]) == 5  # short targets still get two tokens of slack
+    with pytest.raises(ValueError):
+        max_new_tokens_for([])
+
+
+def test_training_stores_a_cap_sized_from_its_own_targets(tiny_training_run):
+    """The fixture trains on the first 256 rows with the default split: the stored cap follows those targets."""
+    model_dir = tiny_training_run / "model"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = KeywordDataModule(
+        tokenizer, TRAIN_TSV, settings=EncodingSettings.from_tokenizer(tokenizer), seed=42, limit_rows=256
+    )
+    data.setup("fit")
+    expected = max_new_tokens_for([len(ids) for ids in data.train_set.labels], cap=48)
+    stored = json.loads((model_dir / SETTINGS_FILE).read_text())
+    assert stored["max_new_tokens"] == expected < 48
+    assert json.loads((model_dir / "generation_config.json").read_text())["max_new_tokens"] == expected
+
+
+def test_export_sizes_the_cap_from_a_training_file(tiny_training_run, tmp_path):
+    from keyword_extractor.export import export_checkpoint
+
+    cells = load_pairs(TRAIN_TSV)["keyword"].tolist()
+    settings = InferenceSettings(max_new_tokens=48)
+    path = export_checkpoint(tiny_training_run / "checkpoints" / "best.ckpt", tmp_path / "model", settings, cells)
+    stored = InferenceSettings.load(path).max_new_tokens
+    assert 1 < stored < 48
+    capped = export_checkpoint(
+        tiny_training_run / "checkpoints" / "best.ckpt", tmp_path / "capped", InferenceSettings(max_new_tokens=8), cells
+    )
+    assert InferenceSettings.load(capped).max_new_tokens == 8
+
+
+def quantized_linears(extractor: KeywordExtractor) -> int:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    return sum(isinstance(module, DynamicQuantizedLinear) for module in extractor.model.modules())
+
+
+def test_int8_extractor_answers_grounded_keyword_lists(talkative_model_dir):
+    extractor = KeywordExtractor(talkative_model_dir, device="cpu", quantize="int8")
+    assert extractor.quantize == "int8" and quantized_linears(extractor) > 0
+    for num_beams in (1, 2):
+        answers = extractor.extract(QUESTIONS, num_beams=num_beams)
+        assert len(answers) == len(QUESTIONS) and any(answers)
+        for question, keywords in zip(QUESTIONS, answers):
+            assert all(isinstance(k, str) and k and is_grounded(k, question) for k in keywords), (question, keywords)
+
+
+def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_dir, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    assert KeywordExtractor(model_dir, device="cpu").quantize == ""  # off unless asked for
+    settings = json.loads((model_dir / SETTINGS_FILE).read_text())
+    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "int8"}))
+    stored = KeywordExtractor(model_dir, device="cpu")
+    assert stored.quantize == "int8" and quantized_linears(stored) > 0
+    off = KeywordExtractor(model_dir, device="cpu", quantize="")
+    assert off.quantize == "" and quantized_linears(off) == 0
+    with pytest.raises(ValueError, match="quantize"):
+        KeywordExtractor(model_dir, device="cpu", quantize="int4")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_quantization_is_ignored_on_gpu_where_half_precision_is_used(talkative_model_dir):
+    extractor = KeywordExtractor(talkative_model_dir, device="cuda", quantize="int8")
+    assert extractor.quantize == "" and quantized_linears(extractor) == 0
+    assert next(extractor.model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    answers = extractor.extract(QUESTIONS)
+    assert all(is_grounded(k, q) for q, keywords in zip(QUESTIONS, answers) for k in keywords)
