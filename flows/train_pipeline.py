@@ -10,6 +10,7 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-name", help="resume the run of this name")
     parser.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
     args = parser.parse_args(argv)
+    # The temporary local server would otherwise phone home (offline here) and log a traceback when it cannot.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     options = FineTuneOptions(
         base_model=args.base_model,
         epochs=args.epochs,
