@@ -5,8 +5,11 @@
 Random initialisation (no download); real questions from data/train.tsv,
 tokenised by a BPE tokenizer trained on them (8k vocabulary, a proxy for
 KoBART's subword granularity on Korean). Each mode runs full optimiser steps
-(forward, backward, AdamW) at the same batch size in the same process, and
-reports samples/s after one warm-up step, and the ratio to pad-to-512.
+(forward, backward, AdamW, clipping) at the same batch size in the same process
+on the *same* randomly drawn rows (dynamic padding in random order, length-grouped
+in length order, pad-to-512 on the first batches of them), after one warm-up step
+on other rows, and reports samples/s, the ratio to pad-to-512, and the process's
+peak RSS after the dynamic modes (training at this batch size) and after pad-to-512.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import argparse
 import json
 import platform
 import random
+import resource
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from transformers import BartConfig, BartForConditionalGeneration
 
 from keyword_extractor.data import (
@@ -52,26 +56,29 @@ def build_model(device: torch.device) -> BartForConditionalGeneration:
     return BartForConditionalGeneration(config).to(device).train()
 
 
-def measure(model, loader, steps: int, device: torch.device, precision: str) -> dict:
-    """Samples/s and padded tokens per sample over `steps` optimiser steps after one warm-up step."""
+def train_step(model, optimizer, batch: dict, device: torch.device, autocast) -> None:
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with autocast:
+        loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(model, warmup_batch: dict, loader, steps: int, device: torch.device, precision: str) -> dict:
+    """Samples/s and padded tokens per sample over the first `steps` batches of `loader`, after a warm-up step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # as in training
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    batches = iter(loader)
+    train_step(model, optimizer, warmup_batch, device, autocast)
     samples = tokens = 0
-    started = None
-    for step in range(steps + 1):
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        with autocast:
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step == 0:
-            started = time.perf_counter()
-            continue
+    started = time.perf_counter()
+    for step, batch in enumerate(loader):
+        if step == steps:
+            break
+        train_step(model, optimizer, batch, device, autocast)
         samples += batch["input_ids"].size(0)
         tokens += batch["input_ids"].numel() + batch["labels"].numel()
     seconds = time.perf_counter() - started
@@ -81,6 +88,10 @@ def measure(model, loader, steps: int, device: torch.device, precision: str) -> 
         "steps": steps,
         "seconds": seconds,
     }
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def main() -> None:
@@ -100,45 +111,46 @@ def main() -> None:
     pairs = EncodedPairs.for_keywords(tokenizer, frame, settings)
     model = build_model(device)
     collate = DynamicPaddingCollator(settings.pad_token_id)
-    generator = torch.Generator().manual_seed(0)
+    rng = random.Random(0)
+    drawn = rng.sample(range(len(pairs)), (args.steps + 1) * args.batch_size)
+    warmup_rows, rows = drawn[: args.batch_size], drawn[args.batch_size :]
+    warmup_batch = collate([pairs[i] for i in warmup_rows])
+    subset = Subset(pairs, rows)
+    subset_lengths = [pairs.lengths()[i] for i in rows]
     modes = {
-        "pad_to_512": (
-            DataLoader(
-                pairs,
-                args.batch_size,
-                shuffle=True,
-                generator=generator,
-                collate_fn=DynamicPaddingCollator(settings.pad_token_id, pad_to=512),
-            ),
-            args.pad512_steps,
-        ),
-        "dynamic_padding": (
-            DataLoader(pairs, args.batch_size, shuffle=True, generator=generator, collate_fn=collate),
-            args.steps,
-        ),
+        "dynamic_padding": (DataLoader(subset, args.batch_size, collate_fn=collate), args.steps),
         "dynamic_length_grouped": (
             DataLoader(
-                pairs,
+                subset,
                 args.batch_size,
                 collate_fn=collate,
-                sampler=LengthGroupedSampler(pairs.lengths(), args.batch_size, seed=0),
+                # one group over all drawn rows: the same rows as dynamic_padding, batched by length
+                sampler=LengthGroupedSampler(subset_lengths, args.batch_size, seed=0, group_factor=args.steps),
             ),
             args.steps,
         ),
+        "pad_to_512": (
+            DataLoader(subset, args.batch_size, collate_fn=DynamicPaddingCollator(settings.pad_token_id, pad_to=512)),
+            args.pad512_steps,
+        ),
     }
-    random.seed(0)
-    results = {}
+    results: dict = {}
     for name, (loader, steps) in modes.items():
-        results[name] = measure(model, loader, steps, device, args.precision)
+        results[name] = measure(model, warmup_batch, loader, steps, device, args.precision)
+        results[name]["peak_rss_mib_so_far"] = peak_rss_mib()
         print(
             f"{name:24s} {results[name]['samples_per_s']:8.2f} samples/s  "
-            f"{results[name]['tokens_per_sample']:7.1f} tokens/sample  ({steps} steps)",
+            f"{results[name]['tokens_per_sample']:7.1f} tokens/sample  ({steps} steps)  "
+            f"peak RSS so far {results[name]['peak_rss_mib_so_far']:.0f} MiB",
             flush=True,
         )
     base = results["pad_to_512"]["samples_per_s"]
     for name in ("dynamic_padding", "dynamic_length_grouped"):
         results[name]["speedup_vs_pad_to_512"] = results[name]["samples_per_s"] / base
         print(f"{name}: {results[name]['speedup_vs_pad_to_512']:.1f}x pad-to-512")
+    grouped_gain = results["dynamic_length_grouped"]["samples_per_s"] / results["dynamic_padding"]["samples_per_s"]
+    results["length_grouping_gain_over_dynamic"] = grouped_gain
+    print(f"length grouping on top of dynamic padding: {grouped_gain:.2f}x")
     results["environment"] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
