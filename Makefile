@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-pipeline: setup  ## validate → fine-tune (tiny, offline, CPU) on the bundled data
+pipeline: setup  ## the whole pipeline (tiny, offline, CPU) on the bundled data: validate → … → build-bento
 	$(PY) -m flows.train_pipeline --base-model tiny
 
 test: setup
