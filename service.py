@@ -8,22 +8,28 @@ Two BentoML services, one process each:
 - `KeywordService` (public, port 3000): validates requests, answers `/extract`, `/extract_batch`
   and `GET /model_info`; it never touches the weights.
 - `KeywordModel` (internal, reached over a local socket through `bentoml.depends`): loads the
-  model directory once with `KeywordExtractor` and offers ONE batchable method. BentoML's adaptive
-  batching merges the calls of concurrent requests (and splits large batches) so that one
+  model directory once with `KeywordExtractor` and offers ONE batchable method, so that one
   `generate` call serves many questions. Keeping it a separate service is what lets every public
   route go through that one batching queue without exposing the batchable route itself.
+
+Concurrent requests are merged twice: the public service sends the questions of all requests pending
+at once as one call (`keyword_extractor.request_merging`; one HTTP hop per batch, not per request), and
+BentoML's adaptive batching in the model service merges what arrives from several public calls and
+splits calls larger than `KEYWORD_MAX_BATCH_SIZE`. How many questions each model call carried is the
+Prometheus histogram `keyword_model_questions_per_call` on `/metrics`.
 
 Which model: the Bento argument `model_tag` (pinned by `bentoml build`, see
 `keyword_extractor.bento_models.build_bento`), else `KEYWORD_MODEL_TAG`, else
 `keyword-extractor:latest` from the BentoML model store. Limits come from the environment
-(`KEYWORD_MAX_TEXT_CHARS`, `KEYWORD_MAX_BATCH_TEXTS`, `KEYWORD_MAX_BATCH_SIZE`,
-`KEYWORD_MAX_LATENCY_MS`, `KEYWORD_TIMEOUT_S`) and are read when the service starts, as are the
-CPU settings of the model service (measured in benchmarks/README.md, "Serving"):
+(`KEYWORD_MAX_TEXT_CHARS`, `KEYWORD_MAX_BATCH_TEXTS`, `KEYWORD_MAX_BATCH_SIZE`, `KEYWORD_MAX_LATENCY_MS`,
+`KEYWORD_MERGE_WAIT_MS`, `KEYWORD_TIMEOUT_S`) and are read when the service starts, as are the CPU
+settings of the model service (measured in benchmarks/README.md, "Serving"):
 
 - `KEYWORD_NUM_BEAMS` (default: the model directory's `num_beams`): beam width when a request names none;
 - `KEYWORD_MODEL_WORKERS` (default 1): processes holding the weights, each with its own batching queue;
 - `KEYWORD_TORCH_THREADS` (default: cores / model workers / 2, at least 1): torch threads per worker;
-- `KEYWORD_QUANTIZE` (`int8` or `off`; default: the model directory's setting, off): dynamic int8
+- `KEYWORD_QUANTIZE` (`int8` or `off`; default: the model directory's setting, which training sets to
+  int8 only when the validation F1 allows it, see `keyword_extractor.cpu_precision`): dynamic int8
   Linear layers on CPU.
 """
 
@@ -46,6 +52,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.request_merging import RequestMerger
 
 log = logging.getLogger("bentoml.keyword_service")
 
@@ -71,6 +78,8 @@ MAX_BATCH_SIZE = _env_int("KEYWORD_MAX_BATCH_SIZE", 32, 2, 1024)  # questions pe
 # batches it estimates min(2 s, budget/15) per queued request, so with a budget under 30 s a cold start
 # under a burst of ~15 concurrent requests already answers 503; 60 s tolerates ~29.
 MAX_LATENCY_MS = _env_int("KEYWORD_MAX_LATENCY_MS", 60_000, 100, 600_000)
+# How long a merged call waits for as many questions as the previous call carried (see request_merging).
+MERGE_WAIT_MS = _env_int("KEYWORD_MERGE_WAIT_MS", 20, 0, 10_000)
 TIMEOUT_S = _env_int("KEYWORD_TIMEOUT_S", 60, 1, 3600)
 MAX_KEYWORDS, MAX_BEAMS = 10, 4
 
@@ -185,6 +194,7 @@ class Decoding(BaseModel):
     max_keywords: int
     max_new_tokens: int
     max_source_length: int
+    quantize: str = Field(description='"int8" or "" (fp32): the precision of the weights when served on CPU')
 
 
 class ModelInfo(BaseModel):
@@ -207,6 +217,17 @@ class ExtractJob(BaseModel):
     num_beams: int
     max_keywords: int
     filter_ungrounded: bool
+
+
+def questions_per_call_histogram():  # -> prometheus_client.Histogram
+    """Created in the worker: prometheus_client must be imported after BentoML set its multiprocess dir."""
+    import prometheus_client
+
+    return prometheus_client.Histogram(
+        "keyword_model_questions_per_call",
+        "Questions decoded per call of the model service (after both merging steps)",
+        buckets=[2**i for i in range(MAX_BATCH_SIZE.bit_length())] + [MAX_BATCH_SIZE],
+    )
 
 
 @bentoml.service(
@@ -233,6 +254,7 @@ class KeywordModel:
 
         torch.set_num_threads(TORCH_THREADS)
         self.extractor = KeywordExtractor(self.model.path, quantize=QUANTIZE)
+        self.questions_per_call = questions_per_call_histogram()
         log.info(
             "loaded %s from %s on %s (%d torch threads, quantize=%s)",
             self.model.tag,
@@ -249,6 +271,7 @@ class KeywordModel:
         groups: dict[tuple[int, int, bool], list[int]] = defaultdict(list)
         for index, job in enumerate(jobs):
             groups[(job.num_beams, job.max_keywords, job.filter_ungrounded)].append(index)
+        self.questions_per_call.observe(len(jobs))
         results: list[list[str]] = [[] for _ in jobs]
         for (num_beams, max_keywords, filter_ungrounded), indices in groups.items():
             keywords = self.extractor.extract(
@@ -366,8 +389,12 @@ class KeywordService:
                 max_keywords=min(s.max_keywords, MAX_KEYWORDS),
                 max_new_tokens=s.max_new_tokens,
                 max_source_length=s.max_source_length,
+                quantize=s.quantize if QUANTIZE is None else QUANTIZE,
             ),
             limits={"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS},
+        )
+        self.merger = RequestMerger(
+            self._call_model, max_items=MAX_BATCH_SIZE, max_in_flight=MODEL_WORKERS, max_wait_s=MERGE_WAIT_MS / 1e3
         )
 
     def _jobs(self, texts: list[str], options: Options) -> list[ExtractJob]:
@@ -384,10 +411,11 @@ class KeywordService:
         ]
 
     async def _extract(self, texts: list[str], options: Options) -> list[list[str]]:
+        """The request's questions join the next merged call into the model service."""
+        return await self.merger(self._jobs(texts, options))
+
+    async def _call_model(self, jobs: list[ExtractJob]) -> list[list[str]]:
         """One call into the batching queue; a dropped connection is retried once (the call is pure), then 503."""
-        if not texts:
-            return []
-        jobs = self._jobs(texts, options)
         try:
             return await self.engine.to_async.extract_many(jobs)
         except aiohttp.ClientConnectionError:

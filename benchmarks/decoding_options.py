@@ -7,7 +7,9 @@ Options (rows): beam width (greedy, 2, 3, 5), the generation cap (`max_new_token
 model, sized from the training targets, vs the old fixed 48), dynamic int8 quantization of the Linear
 layers, and torch threads (1 vs 2). For each: keyword F1 on `--data` (`metrics.score`), batched
 throughput (questions/s, `extract` with batches of 32, as the service's batching queue calls it) and
-single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case).
+single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case), and how
+many answers change when the same questions are decoded in batches of 16 instead of 32 (int8
+quantizes activations with one scale per batch, so its answers depend on the neighbours in a batch).
 
 Every option runs on the same questions in the same process, one after the other; options are
 skipped once `--time-budget-s` is spent. On a shared machine the absolute numbers move from run to
@@ -65,6 +67,7 @@ def run_option(
     began = time.perf_counter()
     predictions = extractor.extract(questions, batch_size=32, **decode)
     batched_s = time.perf_counter() - began
+    regrouped = extractor.extract(questions, batch_size=16, **decode)
     latencies = []
     for question in questions[:single]:
         began = time.perf_counter()
@@ -76,6 +79,8 @@ def run_option(
         "batched_qps": len(questions) / batched_s,
         "single_p50_ms": float(np.percentile(latencies, 50)),
         "single_p95_ms": float(np.percentile(latencies, 95)),
+        "batch_dependent": sum(a != b for a, b in zip(predictions, regrouped)),
+        "questions": len(questions),
     }
     if with_f1:
         scores = metrics.score(golds, predictions, questions)
@@ -85,7 +90,10 @@ def run_option(
 
 def table(rows: list[dict]) -> str:
     first = rows[0]
-    head = f"{'option':32s} {'F1':>7s} {'batched q/s':>12s} {'x':>6s} {'single p50 ms':>14s} {'x':>6s} {'p95 ms':>8s}"
+    head = (
+        f"{'option':32s} {'F1':>7s} {'batched q/s':>12s} {'x':>6s} {'single p50 ms':>14s} {'x':>6s} {'p95 ms':>8s}"
+        f" {'batch-dependent':>16s}"
+    )
     lines = [head]
     for row in rows:
         f1 = f"{row['f1']:.4f}" if "f1" in row else "-"
@@ -94,6 +102,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"{row['name']:32s} {f1:>7s} {row['batched_qps']:12.2f} {speed:5.2f}x "
             f"{row['single_p50_ms']:14.1f} {latency:5.2f}x {row['single_p95_ms']:8.1f}"
+            f" {row['batch_dependent']:>7d} of {row['questions']:<5d}"
         )
     return "\n".join(lines)
 

@@ -165,6 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit-train-rows", type=int, help="train on the first N rows only (smoke runs)")
     parser.add_argument("--devices", default="auto", help="devices per node (GPUs), or auto")
     parser.add_argument("--strategy", default="auto", help="auto, ddp, ...")
+    parser.add_argument(
+        "--quantize",
+        choices=("off", "auto", "int8"),
+        default="off",
+        help="CPU serving precision: off (fp32), auto (int8 if the validation F1 allows), int8",
+    )
     parser.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
     parser.add_argument("--run-name", help="resume the run of this name")
     parser.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
@@ -178,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         limit_train_rows=args.limit_train_rows,
         devices=args.devices,
         strategy=args.strategy,
+        quantize=args.quantize,
     )
     summary = train_pipeline(
         train_path=args.train,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -33,11 +34,22 @@ class InferenceSettings:
     separator: str = ", "
     batch_size: int = 32
     base_model: str = ""
-    quantize: str = ""  # "int8": dynamic int8 Linear layers on CPU (opt-in; KEYWORD_QUANTIZE overrides when served)
+    # "int8": dynamic int8 Linear layers on CPU. Training sets it only when the validation F1 allows it
+    # (keyword_extractor.cpu_precision); KEYWORD_QUANTIZE overrides it when served.
+    quantize: str = ""
     extra: dict = field(default_factory=dict)
 
     def save(self, model_dir: str | Path) -> None:
-        Path(model_dir, SETTINGS_FILE).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
+        """Write to a temporary file and rename it: a reader sees the old settings or the new, never half."""
+        target = Path(model_dir, SETTINGS_FILE)
+        handle, temporary = tempfile.mkstemp(prefix=f".{SETTINGS_FILE}-", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(json.dumps(asdict(self), ensure_ascii=False, indent=2))
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, model_dir: str | Path) -> InferenceSettings:

@@ -244,6 +244,7 @@ class KeywordDataModule(pl.LightningDataModule):
         self.collator = DynamicPaddingCollator(settings.pad_token_id)
         self.train_set: EncodedPairs | None = None
         self.val_set: EncodedPairs | None = None
+        self.val_rows: pd.DataFrame | None = None
         self.denoise_set: EncodedPairs | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -258,6 +259,7 @@ class KeywordDataModule(pl.LightningDataModule):
             train, val = split_train_val(train, self.val_fraction, self.seed)
         self.train_set = EncodedPairs.for_keywords(self.tokenizer, train, self.settings)
         self.val_set = EncodedPairs.for_keywords(self.tokenizer, val, self.settings)
+        self.val_rows = val  # the raw questions and keywords, for checks that decode (cpu_precision)
         if self.denoise_epochs:
             queries = train["query"].tolist()
             if self.warmup_task == "spans":

@@ -23,7 +23,9 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for
+from keyword_extractor.cpu_precision import DEFAULT_MAX_F1_DROP, Int8Check, measure_int8, store_cpu_precision
 from keyword_extractor.data import EncodingSettings, KeywordDataModule
+from keyword_extractor.keywords import clean_keywords, parse_keywords
 from keyword_extractor.modeling import DEFAULT_BASE_MODEL, TINY, BaseModelUnavailable, KeywordSeq2Seq, load_base
 from keyword_extractor.progress import progress_callbacks
 from keyword_extractor.tiny import TinySpec, build_tiny_base
@@ -152,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="upper bound on the generation cap stored with the exported model; the cap itself is sized from "
         "the tokenised training targets (p99.9 length + 25%%)",
     )
+    run.add_argument(
+        "--quantize",
+        choices=("off", "auto", "int8"),
+        default="off",
+        help="CPU serving precision stored with the exported model: 'off' keeps fp32 (answers independent of "
+        "batching); 'auto' decodes the validation questions in fp32 and in dynamic int8 and stores int8 only "
+        "if its F1 is at most --int8-max-f1-drop lower (faster on CPU, but answers then depend slightly on "
+        "which questions share a batch)",
+    )
+    run.add_argument(
+        "--int8-max-f1-drop",
+        type=float,
+        default=DEFAULT_MAX_F1_DROP,
+        help="F1 that --quantize auto may give up for int8 (0.01 = one point)",
+    )
     return p
 
 
@@ -221,6 +238,8 @@ class TrainResult:
     epochs_run: int
     seconds: float
     resumed_from: str | None
+    quantize: str = ""  # CPU serving precision stored with the model ("int8" or "")
+    int8_check: dict | None = None  # the validation measurement behind it (cpu_precision.Int8Check)
 
 
 def build_trainer(
@@ -255,6 +274,29 @@ def build_trainer(
         deterministic=False,
     )
     return trainer, checkpoint
+
+
+def choose_cpu_precision(args: argparse.Namespace, model_dir: Path, datamodule: KeywordDataModule) -> Int8Check | None:
+    """Store the CPU serving precision in the exported directory; with 'auto', measured on the validation rows."""
+    if args.quantize != "auto":
+        store_cpu_precision(model_dir, "int8" if args.quantize == "int8" else "")
+        return None
+    rows = datamodule.val_rows
+    golds = [clean_keywords(parse_keywords(cell)) for cell in rows["keyword"]]
+    check = measure_int8(model_dir, rows["query"].tolist(), golds, max_f1_drop=args.int8_max_f1_drop)
+    store_cpu_precision(model_dir, check.quantize, check)
+    log.info("%s, %.1fs", check.describe(), check.seconds)
+    return check
+
+
+def log_int8_check(loggers: list[Logger], check: Int8Check) -> None:
+    """Both validation F1s in the MLflow run, next to the losses, so runs can be compared on them."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            logger.experiment.log_metric(logger.run_id, "val_f1_fp32", check.fp32_f1)
+            logger.experiment.log_metric(logger.run_id, "val_f1_int8", check.int8_f1)
 
 
 def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -> TrainResult | None:
@@ -324,6 +366,9 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         base_model=args.base_model,
     )
     model_dir = export_checkpoint(best, output_dir / "model", inference)
+    int8_check = choose_cpu_precision(args, model_dir, datamodule)
+    if int8_check:
+        log_int8_check(loggers, int8_check)
     best_score = checkpoint.best_model_score
     result = TrainResult(
         model_dir=str(model_dir.resolve()),
@@ -332,6 +377,8 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         epochs_run=trainer.current_epoch,
         seconds=round(time.time() - started, 1),
         resumed_from=resume_from,
+        quantize="int8" if args.quantize == "int8" or (int8_check and int8_check.quantize) else "",
+        int8_check=int8_check.as_dict() if int8_check else None,
     )
     (output_dir / SUMMARY_FILE).write_text(json.dumps(result.__dict__, indent=2))
     print(f"exported model to {result.model_dir} (best val_loss {result.best_val_loss}, {result.seconds}s)")

@@ -47,6 +47,10 @@ class FineTuneOptions(BaseModel):
     limit_train_rows: int | None = Field(None, description="use only the first N rows (smoke runs)")
     num_beams: int | None = Field(None, description="beam width stored with the model (profile default if unset)")
     max_new_tokens: int = 48
+    quantize: str = Field(
+        "off", description="CPU serving precision: off (fp32), auto (int8 if validation F1 allows), int8"
+    )
+    int8_max_f1_drop: float = Field(0.01, description="F1 that quantize=auto may give up for int8")
     tiny_vocab_size: int | None = None
     tiny_d_model: int | None = None
     tiny_layers: int | None = None
@@ -67,6 +71,8 @@ class FineTuneResult(BaseModel):
     seconds: float
     resumed_from: str | None
     output_dir: str
+    quantize: str = ""
+    int8_check: dict | None = None
 
 
 class TrainingFailed(RuntimeError):
@@ -104,6 +110,15 @@ def run_streaming(command: list[str], log, cwd: Path = PROJECT_ROOT) -> tuple[in
         return process.wait(), tail
 
 
+def cpu_precision(result: FineTuneResult) -> str:
+    """'int8 (validation F1 0.5412 vs fp32 0.5398)' or 'fp32', for the summary artifact."""
+    chosen = "int8" if result.quantize else "fp32"
+    check = result.int8_check
+    if not check:
+        return f"{chosen} (set by option)"
+    return f"{chosen} (validation F1 int8 {check['int8_f1']:.4f} vs fp32 {check['fp32_f1']:.4f})"
+
+
 @task(name="fine-tune", retries=0, log_prints=True)
 def fine_tune(
     train_path: str,
@@ -135,7 +150,7 @@ def fine_tune(
             f"## Fine-tune\n\n| | |\n|---|---|\n| base model | `{options.base_model}` |\n"
             f"| model directory | `{result.model_dir}` |\n| best val_loss | {result.best_val_loss} |\n"
             f"| epochs | {result.epochs_run} |\n| seconds | {result.seconds} |\n"
-            f"| resumed from | {result.resumed_from} |\n"
+            f"| resumed from | {result.resumed_from} |\n| CPU serving precision | {cpu_precision(result)} |\n"
         ),
         description="Fine-tuning result",
     )

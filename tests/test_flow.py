@@ -19,6 +19,8 @@ from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
 from tests.servers import bentoml_env, start_server, stop_server
 
 SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1", "--denoise-epochs", "0"]
+# the e2e run takes the int8 path through every step: check at export, evaluation, registry, Bento
+E2E_RUN = [*SMALL_RUN, "--quantize", "auto"]
 
 
 def run_flow(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -46,7 +48,7 @@ def printed_summary(stdout: str) -> dict:
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     workdir = tmp_path_factory.mktemp("flow")
-    return workdir, run_flow(workdir, *SMALL_RUN, "--run-name", "e2e")
+    return workdir, run_flow(workdir, *E2E_RUN, "--run-name", "e2e")
 
 
 def test_flow_runs_every_step_and_registers_a_champion(pipeline_run):
@@ -98,6 +100,13 @@ def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
     assert run.data.metrics["baseline.f1"] == pytest.approx(summary["baseline_f1"])
     assert run.data.params["base_model"] == "tiny" and run.data.params["limit_train_rows"] == "96"
     assert client.get_metric_history(run.info.run_id, "val_loss")
+    assert {"val_f1_fp32", "val_f1_int8"} <= set(run.data.metrics)  # the CPU precision check at export
+    assert run.data.params["quantize"] == "auto"
+    stored = json.loads(
+        (workdir / "artifacts" / "runs" / "e2e" / "train" / "model" / "keyword_extractor.json").read_text()
+    )
+    check = stored["extra"]["int8_check"]
+    assert (check["fp32_f1"], check["int8_f1"]) == (run.data.metrics["val_f1_fp32"], run.data.metrics["val_f1_int8"])
     assert run.data.tags["pipeline.run_name"] == "e2e" and run.data.tags["prefect.flow_run_id"]
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "test"}
     files = {f.path for f in client.list_artifacts(run.info.run_id, "evaluation")}

@@ -76,8 +76,9 @@ def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_d
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
-    assert KeywordExtractor(model_dir, device="cpu").quantize == ""  # off unless asked for
     settings = json.loads((model_dir / SETTINGS_FILE).read_text())
+    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": ""}))
+    assert KeywordExtractor(model_dir, device="cpu").quantize == ""
     (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "int8"}))
     stored = KeywordExtractor(model_dir, device="cpu")
     assert stored.quantize == "int8" and quantized_linears(stored) > 0

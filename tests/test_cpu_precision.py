@@ -1,0 +1,83 @@
+"""The CPU precision chosen at export: int8 only when the validation F1 allows it, recorded with the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+from transformers import AutoTokenizer
+
+from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
+from keyword_extractor.cpu_precision import choose_quantize, measure_int8, store_cpu_precision
+from keyword_extractor.data import EncodingSettings, KeywordDataModule
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.metrics import score
+from keyword_extractor.train import choose_cpu_precision
+from keyword_extractor.tsv import load_pairs
+from tests.conftest import TEST_TSV, TRAIN_TSV
+
+QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]
+
+
+def test_int8_is_kept_only_within_the_allowed_f1_drop():
+    assert choose_quantize(0.50, 0.50, 0.01) == "int8"
+    assert choose_quantize(0.50, 0.4950, 0.01) == "int8"
+    assert choose_quantize(0.50, 0.4899, 0.01) == ""
+    assert choose_quantize(0.50, 0.5200, 0.0) == "int8"
+    assert choose_quantize(0.50, 0.4999, 0.0) == ""
+
+
+def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_choice(tiny_training_run, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_training_run / "model", model_dir)
+    assert InferenceSettings.load(model_dir).quantize == ""  # training's default: fp32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data = KeywordDataModule(
+        tokenizer, TRAIN_TSV, settings=EncodingSettings.from_tokenizer(tokenizer), seed=42, limit_rows=256
+    )
+    data.setup("fit")
+    args = argparse.Namespace(quantize="auto", int8_max_f1_drop=0.01)
+    check = choose_cpu_precision(args, model_dir, data)
+    assert check.questions == len(data.val_rows) > 0
+    assert 0.0 <= check.fp32_f1 <= 1.0 and 0.0 <= check.int8_f1 <= 1.0
+    stored = InferenceSettings.load(model_dir)
+    assert stored.quantize == check.quantize == choose_quantize(check.fp32_f1, check.int8_f1, 0.01)
+    assert stored.extra["int8_check"] == check.as_dict()
+
+
+def test_measurement_decodes_in_both_precisions_and_the_choice_is_recorded(talkative_model_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(talkative_model_dir, model_dir)
+    fp32 = KeywordExtractor(model_dir, device="cpu", quantize="").extract(QUESTIONS)
+    assert any(fp32)
+    # fp32's own answers as the gold lists: fp32 scores exactly 1, int8 whatever its answers earn
+    check = measure_int8(model_dir, QUESTIONS, fp32, max_f1_drop=0.01)
+    int8 = KeywordExtractor(model_dir, device="cpu", quantize="int8").extract(QUESTIONS)
+    assert check.fp32_f1 == 1.0
+    assert check.int8_f1 == round(score(fp32, int8).f1, 4)
+    assert check.questions == len(QUESTIONS) and check.quantize == choose_quantize(1.0, check.int8_f1, 0.01)
+    assert "int8" in check.describe() and "fp32" in check.describe()
+
+    before = json.loads((model_dir / SETTINGS_FILE).read_text())
+    store_cpu_precision(model_dir, "int8", check)
+    after = json.loads((model_dir / SETTINGS_FILE).read_text())
+    assert after["quantize"] == "int8" and after["extra"]["int8_check"] == check.as_dict()
+    unchanged = {k: v for k, v in after.items() if k not in ("quantize", "extra")}
+    assert unchanged == {k: v for k, v in before.items() if k not in ("quantize", "extra")}
+    assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    assert KeywordExtractor(model_dir, device="cpu").quantize == "int8"
+
+    store_cpu_precision(model_dir, "")
+    cleared = InferenceSettings.load(model_dir)
+    assert cleared.quantize == "" and "int8_check" not in cleared.extra
+
+
+def test_an_explicit_choice_is_stored_without_measuring(tiny_model_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    no_data = None  # 'int8' and 'off' never read the validation rows
+    for option, stored in (("int8", "int8"), ("off", "")):
+        args = argparse.Namespace(quantize=option, int8_max_f1_drop=0.01)
+        assert choose_cpu_precision(args, model_dir, no_data) is None
+        assert InferenceSettings.load(model_dir).quantize == stored
