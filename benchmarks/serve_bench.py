@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+
+from keyword_extractor.bento_process import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 16)
@@ -83,12 +84,6 @@ def serve_original(model_dir: str, port: int) -> None:
         request_queue_size = 128  # queued, not refused, under concurrency 16
 
     Server(("127.0.0.1", port), Handler).serve_forever()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_original(model_dir: str, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:

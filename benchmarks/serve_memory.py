@@ -28,13 +28,14 @@ import httpx
 import psutil
 
 from benchmarks import bento_server
+from keyword_extractor.bento_process import ServerProcess
 from keyword_extractor.tsv import load_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 
 
-def breakdown(server: bento_server.BentoProcess) -> dict[str, float]:
+def breakdown(server: ServerProcess) -> dict[str, float]:
     """RSS in MiB per role (workers of one service summed)."""
     found: dict[str, float] = {}
     for process in server.family():
@@ -50,7 +51,7 @@ def breakdown(server: bento_server.BentoProcess) -> dict[str, float]:
 class Sampler(threading.Thread):
     """Total RSS of the server's processes every `interval` seconds; keeps the peak and the latest."""
 
-    def __init__(self, server: bento_server.BentoProcess, interval: float = 0.5):
+    def __init__(self, server: ServerProcess, interval: float = 0.5):
         super().__init__(daemon=True)
         self.server = server
         self.interval = interval

@@ -27,6 +27,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from keyword_extractor import client
+from keyword_extractor.bento_process import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
 from keyword_extractor.client import Options, ServiceError
 from keyword_extractor.keywords import is_grounded
 from keyword_extractor.question_files import (
@@ -39,8 +40,7 @@ from keyword_extractor.question_files import (
     too_long,
 )
 from keyword_extractor.tsv import load_pairs
-from tests.conftest import PROJECT_ROOT, TEST_TSV, run_module
-from tests.servers import Server, bentoml_env, free_port, start_server, stop_server
+from tests.conftest import PROJECT_ROOT, TEST_TSV
 
 APP = str(PROJECT_ROOT / "app.py")
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()
@@ -49,7 +49,7 @@ MODEL_LABELS = {"registered_model": "keyword-extractor", "mlflow_version": "7", 
 SERVICE_PLUGIN = "kobart-keywords-app-service"
 
 
-def shared_service(config: pytest.Config, model_dir: Path, home: Path) -> Server:
+def shared_service(config: pytest.Config, model_dir: Path, home: Path) -> ServerProcess:
     """One `bentoml serve` of `model_dir` for the whole session, stopped when pytest ends.
 
     The server is registered under a name with pytest's plugin manager: test_browser.py imports this
@@ -59,22 +59,19 @@ def shared_service(config: pytest.Config, model_dir: Path, home: Path) -> Server
     if running is not None:
         return running
     env = bentoml_env(home)
-    labels = [arg for key, value in MODEL_LABELS.items() for arg in ("--label", f"{key}={value}")]
-    done = run_module("keyword_extractor.bento_models", "import", "--model-dir", str(model_dir), *labels, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     env.update(
-        KEYWORD_MODEL_TAG=done.stdout.strip().splitlines()[-1],
+        KEYWORD_MODEL_TAG=import_model(model_dir, env, MODEL_LABELS),
         KEYWORD_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS),
         KEYWORD_MAX_BATCH_TEXTS=str(MAX_BATCH_TEXTS),
     )
-    server = start_server(".", env, home / "serve.log")
+    server = start_bento(".", env, home / "serve.log")
     config.pluginmanager.register(server, name=SERVICE_PLUGIN)
-    config.add_cleanup(lambda: stop_server(server))
+    config.add_cleanup(lambda: stop_bento(server))
     return server
 
 
 @pytest.fixture(scope="session")
-def service(request, talkative_model_dir, tmp_path_factory) -> Server:
+def service(request, talkative_model_dir, tmp_path_factory) -> ServerProcess:
     return shared_service(request.config, talkative_model_dir, tmp_path_factory.mktemp("app-bentoml"))
 
 

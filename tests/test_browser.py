@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from keyword_extractor import client
+from keyword_extractor.bento_process import ServerProcess, free_port
 from keyword_extractor.client import Options
 from keyword_extractor.keywords import is_grounded
 from tests.conftest import PROJECT_ROOT
-from tests.servers import Server, free_port
 from tests.test_app import QUESTIONS, shared_service
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(request, talkative_model_dir, tmp_path_factory) -> Server:
+def service(request, talkative_model_dir, tmp_path_factory) -> ServerProcess:
     return shared_service(request.config, talkative_model_dir, tmp_path_factory.mktemp("app-bentoml"))
 
 

@@ -20,8 +20,8 @@ import pytest
 from mlflow import MlflowClient
 
 from keyword_extractor import tracking
+from keyword_extractor.bento_process import free_port
 from tests.conftest import PROJECT_ROOT, prefect_env
-from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from keyword_extractor import tracking
+from keyword_extractor.bento_process import bentoml_env, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
-from tests.servers import bentoml_env, start_server, stop_server
 
 SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1", "--denoise-epochs", "0"]
 # the e2e run takes the int8 path through every step: check at export, evaluation, registry, Bento
@@ -76,7 +76,7 @@ def test_the_flow_bento_answers_over_http(pipeline_run, tmp_path):
     workdir, result = pipeline_run
     summary = printed_summary(result.stdout)
     env = bentoml_env(workdir / "bentoml")
-    server = start_server(summary["bento_tag"], env, tmp_path / "serve.log", cwd=tmp_path)
+    server = start_bento(summary["bento_tag"], env, tmp_path / "serve.log", cwd=tmp_path)
     try:
         info = httpx.get(f"{server.url}/model_info", timeout=30).json()
         assert (info["name"], info["version"], info["alias"]) == ("keyword-extractor", "1", "champion")
@@ -87,7 +87,7 @@ def test_the_flow_bento_answers_over_http(pipeline_run, tmp_path):
         assert isinstance(answer.json()["keywords"], list)
         assert answer.json()["model"]["version"] == "1"
     finally:
-        stop_server(server)
+        stop_bento(server)
 
 
 def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,10 +25,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from keyword_extractor.bento_process import bentoml_env, import_model, start_bento, stop_bento
 from keyword_extractor.keywords import is_grounded
 from keyword_extractor.tsv import load_pairs
-from tests.conftest import PROJECT_ROOT, TEST_TSV, prefect_env, run_module
-from tests.servers import bentoml_env, start_server, stop_server
+from tests.conftest import PROJECT_ROOT, TEST_TSV, prefect_env
 
 pytestmark = pytest.mark.slow  # starts real servers; deselect with -m "not slow"
 
@@ -45,13 +44,6 @@ LABELS = {
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()
 
 
-def import_model(model_dir: Path, env: dict[str, str], *labels: str) -> str:
-    args = [arg for label in labels for arg in ("--label", label)]
-    done = run_module("keyword_extractor.bento_models", "import", "--model-dir", str(model_dir), *args, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
 def reference(talkative_model_dir) -> dict[str, list[str]]:
     """What the core package's KeywordExtractor answers for every test question: the service must agree."""
@@ -64,14 +56,14 @@ def reference(talkative_model_dir) -> dict[str, list[str]]:
 def server(talkative_model_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("bentoml-home")
     env = bentoml_env(home)
-    tag = import_model(talkative_model_dir, env, *(f"{k}={v}" for k, v in LABELS.items()))
+    tag = import_model(talkative_model_dir, env, LABELS)
     env.update(
         KEYWORD_MODEL_TAG=tag, KEYWORD_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS), KEYWORD_MAX_BATCH_TEXTS=str(MAX_BATCH_TEXTS)
     )
-    running = start_server(".", env, home / "serve.log")  # the project dir: bentofile.yaml names the service
+    running = start_bento(".", env, home / "serve.log")  # the project dir: bentofile.yaml names the service
     running.tag = tag
     yield running
-    stop_server(running)
+    stop_bento(running)
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +336,8 @@ def test_prefect_task_builds_a_bento_that_serves_the_pinned_champion(talkative_m
     assert len([m for m in models if m.is_dir()]) == 1  # the same registered version is imported once
 
     # A newer model in the store must not change what the Bento serves: its model tag is pinned.
-    newer = import_model(tiny_model_dir, bentoml_env(home), "mlflow_version=99")
-    running = start_server(bento_tag, bentoml_env(home), tmp_path / "bento.log", cwd=tmp_path)
+    newer = import_model(tiny_model_dir, bentoml_env(home), {"mlflow_version": "99"})
+    running = start_bento(bento_tag, bentoml_env(home), tmp_path / "bento.log", cwd=tmp_path)
     try:
         info = httpx.get(f"{running.url}/model_info", timeout=30).json()
         assert info["tag"] != newer and (info["version"], info["alias"]) == ("1", "champion")
@@ -356,4 +348,4 @@ def test_prefect_task_builds_a_bento_that_serves_the_pinned_champion(talkative_m
         assert answer.status_code == 200, answer.text
         assert answer.json()["keywords"] and all(is_grounded(k, question) for k in answer.json()["keywords"])
     finally:
-        stop_server(running)
+        stop_bento(running)
