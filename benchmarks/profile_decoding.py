@@ -1,0 +1,82 @@
+"""Where the time of one batched `extract` call goes: cProfile over batches of the test questions.
+
+    python -m benchmarks.profile_decoding --model-dir /tmp/perf/tiny/model [--batch-size 16] [--batches 10]
+
+Prints milliseconds per batch (one torch thread, as the model service runs), then the share of the
+profiled time spent in the parts that matter for decoding speed: the model's forward (and within it
+Linear layers and attention), the encoder, the logits processors (the grounded one separately), and
+the rest of `generate`. Shares are of the whole profiled time; profiling itself slows Python code more
+than torch kernels, so read them as proportions, not as timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+import torch
+
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.tsv import load_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (label, file suffix, function name) of pstats entries whose cumulative time is reported
+PARTS = (
+    ("generate (all of decoding)", "generation/utils.py", "generate"),
+    ("model forward, every decoder step", "modeling_bart.py", "forward"),
+    ("encoder", "generation/utils.py", "_prepare_text_encoder_decoder_kwargs_for_generation"),
+    ("Linear layers (encoder and decoder)", "~", "<built-in method torch._C._nn.linear>"),
+    ("attention kernels", "~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
+    ("logits processors", "generation/logits_process.py", "__call__"),
+    ("grounded processor", "keyword_extractor/grounded.py", "__call__"),
+)
+
+
+def cumulative_seconds(stats: pstats.Stats, suffix: str, name: str) -> float:
+    """The largest cumulative time among entries matching (file suffix, function): the outermost call."""
+    found = 0.0
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():
+        if filename.endswith(suffix) and function == name:
+            found = max(found, cumulative)
+    return found
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="keyword model directory")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    parser.add_argument("--batch-size", type=int, default=16, help="questions per extract call")
+    parser.add_argument("--batches", type=int, default=10, help="calls timed and profiled")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    questions = load_pairs(args.data)["query"].tolist()[: args.batch_size * args.batches]
+    batches = [questions[i : i + args.batch_size] for i in range(0, len(questions), args.batch_size)]
+    extractor = KeywordExtractor(args.model_dir, device="cpu")
+    extractor.extract(batches[0])  # warm-up
+    began = time.perf_counter()
+    for batch in batches:
+        extractor.extract(batch)
+    per_batch_ms = 1e3 * (time.perf_counter() - began) / len(batches)
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for batch in batches:
+        extractor.extract(batch)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    print(f"{per_batch_ms:.1f} ms per batch of {args.batch_size} ({len(batches)} batches, 1 torch thread)")
+    shares = {}
+    for label, suffix, name in PARTS:
+        shares[label] = cumulative_seconds(stats, suffix, name) / total
+        print(f"{100 * shares[label]:5.1f}%  {label}")
+    return {"ms_per_batch": per_batch_ms, **shares}
+
+
+if __name__ == "__main__":
+    main()
