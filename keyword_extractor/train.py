@@ -377,7 +377,7 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         epochs_run=trainer.current_epoch,
         seconds=round(time.time() - started, 1),
         resumed_from=resume_from,
-        quantize="int8" if args.quantize == "int8" or (int8_check and int8_check.quantize) else "",
+        quantize=InferenceSettings.load(model_dir).quantize,
         int8_check=int8_check.as_dict() if int8_check else None,
     )
     (output_dir / SUMMARY_FILE).write_text(json.dumps(result.__dict__, indent=2))

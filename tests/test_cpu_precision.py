@@ -31,7 +31,9 @@ def test_int8_is_kept_only_within_the_allowed_f1_drop():
 def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_choice(tiny_training_run, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_training_run / "model", model_dir)
-    assert InferenceSettings.load(model_dir).quantize == ""  # training's default: fp32
+    assert InferenceSettings.load(model_dir).quantize == ""  # training's default: fp32, nothing measured
+    summary = json.loads((tiny_training_run / "train_summary.json").read_text())
+    assert summary["quantize"] == "" and summary["int8_check"] is None
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = KeywordDataModule(
         tokenizer, TRAIN_TSV, settings=EncodingSettings.from_tokenizer(tokenizer), seed=42, limit_rows=256
