@@ -181,16 +181,22 @@ class GroundedKeywordsProcessor(LogitsProcessor):
         self._states[ids] = state
         return state
 
+    def allowed_tokens(self, input_ids: torch.LongTensor) -> list[list[int] | None]:
+        """Per row, the tokens it may write next; None for a row that already ended."""
+        allowed: list[list[int] | None] = []
+        for row, ids in enumerate(input_ids.tolist()):
+            ended, partial, started = self._state(tuple(ids))
+            allowed.append(None if ended else self._allowed(row // self.num_beams, partial, started))
+        return allowed
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         rows: list[int] = []
         columns: list[int] = []
         ended_rows: list[int] = []
-        for row, ids in enumerate(input_ids.tolist()):
-            ended, partial, started = self._state(tuple(ids))
-            if ended:  # generate() ignores what an ended row scores
+        for row, allowed in enumerate(self.allowed_tokens(input_ids)):
+            if allowed is None:  # generate() ignores what an ended row scores
                 ended_rows.append(row)
                 continue
-            allowed = self._allowed(row // self.num_beams, partial, started)
             rows.extend([row] * len(allowed))
             columns.extend(allowed)
         if not rows:

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProc
 
 from keyword_extractor.artifact import InferenceSettings
 from keyword_extractor.data import EncodingSettings, encode_sources
+from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
 
@@ -53,8 +54,13 @@ class KeywordExtractor:
         device: str | None = None,
         half_precision_on_gpu: bool = True,
         quantize: str | None = None,
+        greedy_loop: bool = True,
     ):
-        """`quantize`: "int8" or "" (off); None means the model directory's setting (off unless stored)."""
+        """`quantize`: "int8" or "" (off); None means the model directory's setting (off unless stored).
+
+        `greedy_loop`: decode greedy requests with `keyword_extractor.greedy` where the model's generation
+        config allows it (the same answers, faster); False always uses `generate`.
+        """
         self.model_dir = Path(model_dir)
         self.settings = InferenceSettings.load(self.model_dir)
         self.device = pick_device(device)
@@ -77,8 +83,14 @@ class KeywordExtractor:
         self.vocabulary = GroundedVocabulary.from_tokenizer(self.tokenizer) if self.settings.grounded_decoding else None
         if self.settings.grounded_decoding and self.vocabulary is None:
             log.warning("grounded decoding needs a SentencePiece-style vocabulary; decoding unconstrained")
+        self.greedy: GreedyDecoder | None = None
+        if greedy_loop:
+            self.greedy, why_not = GreedyDecoder.for_model(self.model)
+            if self.greedy is None:
+                log.info("greedy requests are decoded by generate(): %s", why_not)
 
-    def _generate(self, questions: Sequence[str], num_beams: int, max_new_tokens: int, grounded: bool) -> list[str]:
+    def encode(self, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask) of a batch, padded to its longest question, on the model's device."""
         sources = encode_sources(self.tokenizer, questions, self.encoding)
         longest = max(len(ids) for ids in sources)
         input_ids = torch.full((len(sources), longest), self.encoding.pad_token_id, dtype=torch.long)
@@ -86,18 +98,26 @@ class KeywordExtractor:
         for row, ids in enumerate(sources):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
-        processors = LogitsProcessorList()
-        if grounded and self.vocabulary is not None:
-            processors.append(
-                GroundedKeywordsProcessor(self.vocabulary, questions, num_beams, self.encoding.eos_token_id)
-            )
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def grounded_processor(self, questions: Sequence[str], num_beams: int = 1) -> GroundedKeywordsProcessor | None:
+        if self.vocabulary is None:
+            return None
+        return GroundedKeywordsProcessor(self.vocabulary, questions, num_beams, self.encoding.eos_token_id)
+
+    def _generate(self, questions: Sequence[str], num_beams: int, max_new_tokens: int, grounded: bool) -> list[str]:
+        input_ids, attention_mask = self.encode(questions)
+        processor = self.grounded_processor(questions, num_beams) if grounded else None
         with torch.inference_mode():
+            if num_beams == 1 and self.greedy is not None:
+                output = self.greedy.decode(input_ids, attention_mask, max_new_tokens, processor)
+                return self.tokenizer.batch_decode(output, skip_special_tokens=True)
             output = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention_mask.to(self.device),
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 num_beams=num_beams,
                 max_new_tokens=max_new_tokens,
-                logits_processor=processors,
+                logits_processor=LogitsProcessorList([processor] if processor else []),
                 do_sample=False,
             )
         return self.tokenizer.batch_decode(output, skip_special_tokens=True)
