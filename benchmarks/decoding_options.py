@@ -5,7 +5,8 @@
 
 Options (rows): beam width (greedy, 2, 3, 5), the generation cap (`max_new_tokens` stored with the
 model, sized from the training targets, vs the old fixed 48), dynamic int8 quantization of the Linear
-layers, and torch threads (1 vs 2). For each: keyword F1 on `--data` (`metrics.score`), batched
+layers, torch threads (1 vs 2), and greedy decoding by `generate()` instead of the greedy loop
+(`keyword_extractor.greedy`, the default for greedy rows). For each: keyword F1 on `--data` (`metrics.score`), batched
 throughput (questions/s, `extract` with batches of 32, as the service's batching queue calls it) and
 single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case), and how
 many answers change when the same questions are decoded in batches of 16 instead of 32 (int8
@@ -44,6 +45,7 @@ class Option:
     max_new_tokens: int | None = None  # None: the model's stored cap
     quantize: str = ""
     threads: int = 1
+    greedy_loop: bool = True
 
 
 OPTIONS = (
@@ -51,6 +53,7 @@ OPTIONS = (
     Option("beam 3, stored cap", 3),
     Option("beam 2, stored cap", 2),
     Option("greedy, cap 48", 1, OLD_CAP),
+    Option("greedy, stored cap, generate()", 1, greedy_loop=False),
     Option("greedy, stored cap", 1),
     Option("greedy, stored cap, int8", 1, quantize="int8"),
     Option("beam 3, stored cap, int8", 3, quantize="int8"),
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     questions = pairs["query"].tolist()
     golds = [parse_keywords(cell) for cell in pairs["keyword"]]
     options = [OPTIONS[int(i)] for i in args.options.split(",")] if args.options else list(OPTIONS)
-    extractors: dict[str, KeywordExtractor] = {}
+    extractors: dict[tuple[str, bool], KeywordExtractor] = {}
     rows: list[dict] = []
     skipped: list[str] = []
     started = time.monotonic()
@@ -132,9 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
         if time.monotonic() - started > args.time_budget_s:
             skipped.append(option.name)
             continue
-        if option.quantize not in extractors:
-            extractors[option.quantize] = KeywordExtractor(args.model_dir, device="cpu", quantize=option.quantize)
-        rows.append(run_option(extractors[option.quantize], option, questions, golds, args.single, not args.no_f1))
+        key = (option.quantize, option.greedy_loop)
+        if key not in extractors:
+            extractors[key] = KeywordExtractor(
+                args.model_dir, device="cpu", quantize=option.quantize, greedy_loop=option.greedy_loop
+            )
+        rows.append(run_option(extractors[key], option, questions, golds, args.single, not args.no_f1))
         print(f"  {option.name}: {rows[-1]['batched_qps']:.2f} q/s batched", flush=True)
     print()
     print(table(rows))
