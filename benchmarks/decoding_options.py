@@ -84,11 +84,24 @@ def run_option(
         "single_p95_ms": float(np.percentile(latencies, 95)),
         "batch_dependent": sum(a != b for a, b in zip(predictions, regrouped)),
         "questions": len(questions),
+        "answers": predictions,
     }
     if with_f1:
         scores = metrics.score(golds, predictions, questions)
         result.update(f1=scores.f1, precision=scores.precision, recall=scores.recall)
     return result
+
+
+def loop_against_generate(rows: list[dict]) -> list[str]:
+    """For each `generate()` row, how many answers the greedy loop row of the same settings changes."""
+    lines = []
+    for plain in (row for row in rows if not row["greedy_loop"]):
+        same = ("num_beams", "max_new_tokens", "quantize", "threads")
+        for loop in (row for row in rows if row["greedy_loop"] and all(row[k] == plain[k] for k in same)):
+            differ = sum(a != b for a, b in zip(plain["answers"], loop["answers"]))
+            loop["differ_from_generate"] = differ
+            lines.append(f"{loop['name']} vs {plain['name']}: {differ} of {loop['questions']} answers differ")
+    return lines
 
 
 def table(rows: list[dict]) -> str:
@@ -144,6 +157,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {option.name}: {rows[-1]['batched_qps']:.2f} q/s batched", flush=True)
     print()
     print(table(rows))
+    for line in loop_against_generate(rows):
+        print(line)
+    for row in rows:
+        del row["answers"]
     if skipped:
         print(f"skipped (time budget): {', '.join(skipped)}")
     result = {
