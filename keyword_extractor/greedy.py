@@ -9,11 +9,11 @@ whole vocabulary. benchmarks/README.md has the figures.
 
 Only what greedy decoding of these models uses is implemented: the decoder start token, `</s>`, the pad
 token for rows that ended, forced BOS/EOS, `suppress_tokens`, `begin_suppress_tokens` and
-`exponential_decay_length_penalty`. For a
-generation config that sets anything else that changes greedy answers (repetition penalty, n-gram
-blocking, minimum length, ...) `GreedyDecoder.for_model` returns None with the reason, and callers use
-`generate`. Answers equal `generate`'s token for token (tests/test_greedy.py compares them), down to
-its choice of token 0 for a row whose every token is masked out.
+`exponential_decay_length_penalty`. For a generation config that sets anything else that changes greedy
+answers (repetition penalty, n-gram blocking, minimum length, ...) `GreedyDecoder.for_model` returns
+None with the reason, and callers use `generate`. Answers equal `generate`'s token for token
+(tests/test_greedy.py compares them), down to its choice of token 0 for a row whose every token is
+masked out.
 """
 
 from __future__ import annotations
