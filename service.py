@@ -193,6 +193,10 @@ class Decoding(BaseModel):
     num_beams: int
     max_num_beams: int
     grounded_decoding: bool
+    grounding: str = Field(
+        description='"morphemes": keywords are whole spans of Kiwi words of the question; "substrings": any '
+        'substring of it; "off": unconstrained'
+    )
     filter_ungrounded: bool
     max_keywords: int
     max_new_tokens: int
@@ -389,6 +393,7 @@ class KeywordService:
                 num_beams=NUM_BEAMS or min(s.num_beams, MAX_BEAMS),
                 max_num_beams=MAX_BEAMS,
                 grounded_decoding=s.grounded_decoding,
+                grounding=s.grounding,
                 filter_ungrounded=s.filter_ungrounded,
                 max_keywords=min(s.max_keywords, MAX_KEYWORDS),
                 max_new_tokens=s.max_new_tokens,

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from keyword_extractor.files import write_atomic
+
 SETTINGS_FILE = "keyword_extractor.json"
 MODEL_DIR_ARTIFACT = "model_dir"  # name of the model directory inside a logged MLflow model
+
+
+GROUNDING_MODES = ("morphemes", "substrings", "off")
+
+
+def check_grounding(grounding: str) -> str:
+    if grounding not in GROUNDING_MODES:
+        raise ValueError(f"grounding={grounding!r}: choose one of {', '.join(GROUNDING_MODES)}")
+    return grounding
 
 
 @dataclass
@@ -28,8 +38,10 @@ class InferenceSettings:
     max_source_length: int = 128
     max_new_tokens: int = 48  # fallback; training stores a cap sized from its targets (`max_new_tokens_for`)
     num_beams: int = 1
-    grounded_decoding: bool = True
-    filter_ungrounded: bool = True
+    # "morphemes": keywords are whole candidate spans of Kiwi words (morphology.candidate_spans);
+    # "substrings": any substring of the question; "off": unconstrained decoding.
+    grounding: str = "morphemes"
+    filter_ungrounded: bool = True  # drop keywords the grounding does not allow (a safety net after decoding)
     max_keywords: int = 6
     separator: str = ", "
     batch_size: int = 32
@@ -41,15 +53,7 @@ class InferenceSettings:
 
     def save(self, model_dir: str | Path) -> None:
         """Write to a temporary file and rename it: a reader sees the old settings or the new, never half."""
-        target = Path(model_dir, SETTINGS_FILE)
-        handle, temporary = tempfile.mkstemp(prefix=f".{SETTINGS_FILE}-", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(json.dumps(asdict(self), ensure_ascii=False, indent=2))
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(Path(model_dir, SETTINGS_FILE), json.dumps(asdict(self), ensure_ascii=False, indent=2))
 
     @classmethod
     def load(cls, model_dir: str | Path) -> InferenceSettings:
@@ -59,8 +63,17 @@ class InferenceSettings:
                 f"{model_dir} is not a keyword model directory: {SETTINGS_FILE} is missing "
                 "(export one with `python -m keyword_extractor.export`)"
             )
+        stored = json.loads(path.read_text())
+        if "grounding" not in stored:  # written before morpheme grounding: a bool, True meaning substrings
+            stored["grounding"] = "substrings" if stored.get("grounded_decoding", True) else "off"
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
+        settings = cls(**{k: v for k, v in stored.items() if k in known})
+        check_grounding(settings.grounding)
+        return settings
+
+    @property
+    def grounded_decoding(self) -> bool:
+        return self.grounding != "off"
 
 
 def max_new_tokens_for(

@@ -1,10 +1,8 @@
 """A non-neural keyword extractor (Kiwi noun phrases) that every model has to beat.
 
 How it works, and why:
-1. Kiwi tokenises the (normalised) question. *Words* are runs of nominal tokens glued together
-   in the text (`면세한도는` → `면세` + `한도`, the particle ends the run). A `-` or `·` glued between
-   two nominal tokens joins them (`한-EU`, `UNI-PASS`, `6·25`), so does `%` after a number (`0%`).
-   A noun glued to an adjective suffix (`가능한`, `필요한`) is not nominal: adjectives are never keywords.
+1. Kiwi tokenises the (normalised) question into *words* (`morphology.words`): runs of nominal tokens
+   glued together in the text (`면세한도는` → `면세` + `한도`, the particle ends the run).
 2. A word loses a leading suffix / bound noun, and is dropped when it is a question word,
    a filler or a generic predicate noun (`STOPWORDS`).
 3. Neighbouring words separated only by whitespace are joined into one phrase, with the space
@@ -19,19 +17,13 @@ Every keyword is a slice of the normalised question, so it is grounded by constr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from kiwipiepy import Kiwi, Token
 
 from keyword_extractor.keywords import normalize
+from keyword_extractor.morphology import Word, token_end, words
 
 MAX_KEYWORDS = 6
-
-# Tags that can be part of a keyword: nouns, bound nouns, numerals, numbers, foreign words, hanja,
-# noun suffixes (`-용`, `-산`, `-가`) and prefixes (`재-`, `불-`).
-NOMINAL_TAGS = frozenset({"NNG", "NNP", "NNB", "NR", "SN", "SL", "SH", "XSN", "XPN"})
-_CONNECTORS = frozenset({"-", "·"})
-_PERCENT = frozenset({"%", "\uff05"})  # ASCII and full-width
 
 QUESTION_WORDS = frozenset("무엇 뭐 무어 언제 어디 어느 왜 어떻게 얼마 얼마나 누구 몇 며칠 어떤 무슨".split())
 FILLERS = frozenset(
@@ -63,67 +55,7 @@ MAX_LISTED_PHRASE_CHARS = 12  # ... unless a MODIFIERS / HEADS entry asks for th
 MIN_COMPOUND_CHARS = 4  # a written compound of this length (`원산지증명서`) rarely takes another word
 
 
-@dataclass(frozen=True)
-class _Word:
-    """Nominal tokens glued together in the text; `start`/`end` index the normalised question."""
-
-    tokens: tuple[Token, ...]
-    start: int
-    end: int
-    text: str
-
-    @property
-    def first_tag(self) -> str:
-        return self.tokens[0].tag
-
-    @property
-    def last_tag(self) -> str:
-        return self.tokens[-1].tag
-
-    def has_tag(self, *tags: str) -> bool:
-        return any(token.tag in tags for token in self.tokens)
-
-
-def _end(token: Token) -> int:
-    return token.start + token.len
-
-
-def _is_nominal(tokens: Sequence[Token], index: int, run: list[Token]) -> bool:
-    """Whether tokens[index] continues (or starts) a word; connectors need nominal tokens on both sides."""
-    token = tokens[index]
-    following = tokens[index + 1] if index + 1 < len(tokens) else None
-    glued_to_next = following is not None and following.start == _end(token)
-    if token.tag in NOMINAL_TAGS and token.len > 0:
-        return not (glued_to_next and following.tag.startswith("XSA"))
-    glued_to_run = bool(run) and _end(run[-1]) == token.start
-    if glued_to_run and token.form in _CONNECTORS:
-        return glued_to_next and following.tag in NOMINAL_TAGS
-    return glued_to_run and token.form in _PERCENT and run[-1].tag == "SN"
-
-
-def _words(text: str, tokens: Sequence[Token]) -> list[_Word]:
-    """Maximal runs of glued nominal tokens, in text order."""
-    words: list[_Word] = []
-    run: list[Token] = []
-
-    def flush() -> None:
-        if run:
-            start, end = run[0].start, _end(run[-1])
-            words.append(_Word(tuple(run), start, end, text[start:end]))
-            run.clear()
-
-    for index, token in enumerate(tokens):
-        if _is_nominal(tokens, index, run):
-            if run and _end(run[-1]) != token.start:
-                flush()
-            run.append(token)
-        else:
-            flush()
-    flush()
-    return words
-
-
-def _trim(text: str, word: _Word, previous: _Word | None) -> _Word | None:
+def _trim(text: str, word: Word, previous: Word | None) -> Word | None:
     """Drop a leading suffix / bound noun (`년`, `-산` alone); None when nothing useful is left.
 
     A bare unit after a number and a space stays (`1만 달러`): it is joined to the number later.
@@ -140,14 +72,14 @@ def _trim(text: str, word: _Word, previous: _Word | None) -> _Word | None:
             tokens.pop(0)
     if not tokens:
         return None
-    start, end = tokens[0].start, _end(tokens[-1])
-    trimmed = _Word(tuple(tokens), start, end, text[start:end])
+    start, end = tokens[0].start, token_end(tokens[-1])
+    trimmed = Word(tuple(tokens), start, end, text[start:end])
     if trimmed.text in STOPWORDS or word.text in STOPWORDS:
         return None
     return trimmed
 
 
-def _joins(left: _Word, right: _Word, phrase_start: int) -> bool:
+def _joins(left: Word, right: Word, phrase_start: int) -> bool:
     """Whether `right` belongs to the same keyword as the phrase ending with `left` (space between)."""
     if left.text in STANDALONE_LEFT or right.text in STANDALONE_RIGHT:
         return False
@@ -169,12 +101,12 @@ def _joins(left: _Word, right: _Word, phrase_start: int) -> bool:
     return True
 
 
-def _phrases(text: str, tokens: Sequence[Token]) -> list[str]:
+def noun_phrases(text: str, tokens: Sequence[Token]) -> list[str]:
     """Keywords of one normalised question, in order of appearance, deduplicated and capped."""
-    phrases: list[list[_Word]] = []
-    previous: _Word | None = None
+    phrases: list[list[Word]] = []
+    previous: Word | None = None
     previous_kept_whole = False
-    for word in _words(text, tokens):
+    for word in words(text, tokens):
         kept = _trim(text, word, previous)
         spaced = previous is not None and text[previous.end : word.start].isspace()
         can_join = spaced and previous_kept_whole and kept is not None and kept.start == word.start
@@ -211,7 +143,7 @@ class KiwiNounPhraseBaseline:
         normalized = normalize(text)
         if not normalized:
             return []
-        return _phrases(normalized, self._kiwi.tokenize(normalized))
+        return noun_phrases(normalized, self._kiwi.tokenize(normalized))
 
     def extract_batch(self, texts: Iterable[str]) -> list[list[str]]:
         """Keywords of many questions; same result as `extract` on each, faster on large inputs."""
@@ -220,5 +152,5 @@ class KiwiNounPhraseBaseline:
         todo = [index for index, text in enumerate(normalized) if text]
         analysed = self._kiwi.tokenize([normalized[index] for index in todo])
         for index, tokens in zip(todo, analysed, strict=True):
-            keywords[index] = _phrases(normalized[index], tokens)
+            keywords[index] = noun_phrases(normalized[index], tokens)
         return keywords

@@ -2,7 +2,11 @@
 
 Keywords must occur verbatim in the question, so at every step the next token
 is restricted to those that keep the current keyword a substring of the
-question, plus the ', ' separator and </s>. Works on the *text* of tokens, so
+question, plus the ', ' separator and </s> ("substrings" grounding). With
+"morphemes" grounding the question's candidate spans (`morphology.candidate_spans`)
+take the place of its substrings: the keyword being written must stay a prefix of
+a candidate, and may only be closed (separator, </s>) when it is one, so no keyword
+starts or ends inside a Kiwi word. Works on the *text* of tokens, so
 keywords can be built from tokens the question itself was not split into
 (e.g. '면세한도' from '▁면세 한 도는'). Needs a SentencePiece-style vocabulary
 ('▁' marks a word start), which KoBART and the tiny profile both have.
@@ -105,6 +109,26 @@ class GroundedVocabulary:
                     found.update(ids)
         return tuple(sorted(found))
 
+    @lru_cache(maxsize=65536)  # noqa: B019 - as above; one entry per (question, keyword prefix)
+    def span_continuations(self, spans: tuple[str, ...], partial: str) -> tuple[int, ...]:
+        """Non-separator tokens after which the keyword `partial` is still a prefix of one of `spans`.
+
+        A keyword's first token may carry the space that precedes it (' 휴대품'), and tokens that are
+        only whitespace may come before a keyword, as in substring grounding.
+        """
+        found: dict[int, None] = {}
+        if not partial and spans:
+            found.update(dict.fromkeys(t for t in self.always if not self.texts[t].strip()))
+        for span in spans:
+            if not span.startswith(partial) or span == partial:
+                continue
+            rest = span[len(partial) :]
+            for end in range(1, min(len(rest), self.longest_text) + 1):
+                found.update(dict.fromkeys(self.by_text.get(rest[:end], ())))
+                if not partial:
+                    found.update(dict.fromkeys(self.by_text.get(" " + rest[:end], ())))
+        return tuple(found)
+
     @lru_cache(maxsize=4096)  # noqa: B019 - as above
     def table(self, query: str) -> QueryTable:
         """The question's position table: built once, then every decoding step only looks it up."""
@@ -121,12 +145,23 @@ class GroundedKeywordsProcessor(LogitsProcessor):
     not re-read from the whole prefix at every step. Rows that already ended are left alone.
     """
 
-    def __init__(self, vocabulary: GroundedVocabulary, queries: Sequence[str], num_beams: int, eos_token_id: int):
+    def __init__(
+        self,
+        vocabulary: GroundedVocabulary,
+        queries: Sequence[str],
+        num_beams: int,
+        eos_token_id: int,
+        spans: Sequence[tuple[str, ...]] | None = None,
+    ):
+        """`spans`: per question, the only keywords it allows (morpheme grounding); None: any substring."""
+        if spans is not None and len(spans) != len(queries):
+            raise ValueError(f"{len(spans)} candidate lists for {len(queries)} questions")
         self.vocabulary = vocabulary
         self.texts = vocabulary.texts
         self.num_beams = num_beams
         self.eos_token_id = eos_token_id
         self.queries = [" " + normalize(query) for query in queries]
+        self.spans = None if spans is None else [tuple(s) for s in spans]
         self._memo: dict[tuple[int, str, bool], list[int]] = {}
         self._states: dict[tuple[int, ...], tuple[bool, str, bool]] = {}  # prefix -> (ended, partial, started)
 
@@ -134,6 +169,10 @@ class GroundedKeywordsProcessor(LogitsProcessor):
         key = (question, partial, started)
         if key in self._memo:
             return self._memo[key]
+        if self.spans is not None:
+            allowed = self._allowed_in_spans(self.spans[question], partial, started)
+            self._memo[key] = allowed
+            return allowed
         query = self.queries[question]
         table = self.vocabulary.table(query)
         allowed = [self.eos_token_id] if started else []
@@ -154,6 +193,19 @@ class GroundedKeywordsProcessor(LogitsProcessor):
                 allowed.extend(table.after[end])
         self._memo[key] = allowed = allowed or [self.eos_token_id]
         return allowed
+
+    def _allowed_in_spans(self, spans: tuple[str, ...], partial: str, started: bool) -> list[int]:
+        """As `_allowed`, with keywords that must be whole candidate spans."""
+        complete = not partial or partial in spans
+        allowed = [self.eos_token_id] if started and complete else []
+        for token_id in self.vocabulary.separators:
+            finished, _, rest = self.texts[token_id].partition(SEPARATOR_CHAR)
+            done = (partial + finished).strip()
+            after = rest.lstrip()
+            if done in spans and SEPARATOR_CHAR not in rest and (not after or any(s.startswith(after) for s in spans)):
+                allowed.append(token_id)
+        allowed.extend(self.vocabulary.span_continuations(spans, partial))
+        return allowed or [self.eos_token_id]
 
     def _text(self, token_id: int) -> str:
         return (self.texts[token_id] if token_id < len(self.texts) else None) or ""

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProcessorList
+from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProcessorList, PreTrainedModel
 
-from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.analysis import QuestionAnalyser
+from keyword_extractor.artifact import InferenceSettings, check_grounding
 from keyword_extractor.data import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
@@ -62,30 +63,50 @@ class KeywordExtractor:
         config allows it (the same answers, faster); False always uses `generate`.
         """
         self.model_dir = Path(model_dir)
-        self.settings = InferenceSettings.load(self.model_dir)
-        self.device = pick_device(device)
-        self.quantize = self.settings.quantize if quantize is None else quantize
-        if self.quantize not in QUANTIZE_MODES:
-            raise ValueError(f"quantize={self.quantize!r}: choose one of {QUANTIZE_MODES}")
-        if self.quantize and self.device.type != "cpu":
-            log.warning("quantize=%s is CPU-only; ignored on %s", self.quantize, self.device)
-            self.quantize = ""
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        settings = InferenceSettings.load(self.model_dir)
+        device_ = pick_device(device)
+        quantize = settings.quantize if quantize is None else quantize
+        if quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize={quantize!r}: choose one of {QUANTIZE_MODES}")
+        if quantize and device_.type != "cpu":
+            log.warning("quantize=%s is CPU-only; ignored on %s", quantize, device_)
+            quantize = ""
+        tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         dtype = None
-        if self.device.type == "cuda" and half_precision_on_gpu:
+        if device_.type == "cuda" and half_precision_on_gpu:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.model = BartForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype).to(self.device).eval()
-        if self.quantize == "int8":
-            self.model = quantize_int8(self.model)
-        self.encoding = EncodingSettings.from_tokenizer(
-            self.tokenizer, max_source_length=self.settings.max_source_length
-        )
-        self.vocabulary = GroundedVocabulary.from_tokenizer(self.tokenizer) if self.settings.grounded_decoding else None
-        if self.settings.grounded_decoding and self.vocabulary is None:
+        model = BartForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype).to(device_).eval()
+        if quantize == "int8":
+            model = quantize_int8(model)
+        self._assemble(model, tokenizer, settings, device_, greedy_loop)
+        self.quantize = quantize
+
+    @classmethod
+    def from_loaded(
+        cls, model: PreTrainedModel, tokenizer, settings: InferenceSettings, greedy_loop: bool = True
+    ) -> KeywordExtractor:
+        """Wrap a model already in memory (training's validation F1) without saving it first."""
+        extractor = cls.__new__(cls)
+        extractor.model_dir = None
+        extractor._assemble(model, tokenizer, settings, next(model.parameters()).device, greedy_loop)
+        extractor.quantize = ""
+        return extractor
+
+    def _assemble(
+        self, model: PreTrainedModel, tokenizer, settings: InferenceSettings, device: torch.device, greedy_loop: bool
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.encoding = EncodingSettings.from_tokenizer(tokenizer, max_source_length=settings.max_source_length)
+        self.vocabulary = GroundedVocabulary.from_tokenizer(tokenizer)
+        if settings.grounded_decoding and self.vocabulary is None:
             log.warning("grounded decoding needs a SentencePiece-style vocabulary; decoding unconstrained")
+        self._analyser: QuestionAnalyser | None = None
         self.greedy: GreedyDecoder | None = None
         if greedy_loop:
-            self.greedy, why_not = GreedyDecoder.for_model(self.model)
+            self.greedy, why_not = GreedyDecoder.for_model(model)
             if self.greedy is None:
                 log.info("greedy requests are decoded by generate(): %s", why_not)
 
@@ -100,14 +121,49 @@ class KeywordExtractor:
             attention_mask[row, : len(ids)] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
-    def grounded_processor(self, questions: Sequence[str], num_beams: int = 1) -> GroundedKeywordsProcessor | None:
-        if self.vocabulary is None:
-            return None
-        return GroundedKeywordsProcessor(self.vocabulary, questions, num_beams, self.encoding.eos_token_id)
+    @property
+    def analyser(self) -> QuestionAnalyser:
+        """Kiwi, loaded on first use: models served with substring or no grounding never need it."""
+        if self._analyser is None:
+            self._analyser = QuestionAnalyser()
+        return self._analyser
 
-    def _generate(self, questions: Sequence[str], num_beams: int, max_new_tokens: int, grounded: bool) -> list[str]:
+    def candidate_spans(self, questions: Sequence[str]) -> list[tuple[str, ...]]:
+        """The keywords morpheme grounding allows for each question."""
+        return self.analyser.spans_batch(questions)
+
+    def grounded_processor(
+        self,
+        questions: Sequence[str],
+        num_beams: int = 1,
+        grounding: str | None = None,
+        spans: Sequence[tuple[str, ...]] | None = None,
+    ) -> GroundedKeywordsProcessor | None:
+        """The logits processor of `grounding` (default: the model's); None when decoding is unconstrained."""
+        grounding = check_grounding(grounding or self.settings.grounding)
+        if self.vocabulary is None or grounding == "off":
+            return None
+        if grounding == "morphemes" and spans is None:
+            spans = self.candidate_spans(questions)
+        return GroundedKeywordsProcessor(
+            self.vocabulary,
+            questions,
+            num_beams,
+            self.encoding.eos_token_id,
+            spans=spans if grounding == "morphemes" else None,
+        )
+
+    def generate_texts(
+        self,
+        questions: Sequence[str],
+        num_beams: int,
+        max_new_tokens: int,
+        grounding: str,
+        spans: Sequence[tuple[str, ...]] | None = None,
+    ) -> list[str]:
+        """The decoded text of one batch, before it is split into keywords and cleaned."""
         input_ids, attention_mask = self.encode(questions)
-        processor = self.grounded_processor(questions, num_beams) if grounded else None
+        processor = self.grounded_processor(questions, num_beams, grounding, spans)
         with torch.inference_mode():
             if num_beams == 1 and self.greedy is not None:
                 output = self.greedy.decode(input_ids, attention_mask, max_new_tokens, processor)
@@ -130,25 +186,36 @@ class KeywordExtractor:
         max_new_tokens: int | None = None,
         max_keywords: int | None = None,
         filter_ungrounded: bool | None = None,
-        grounded_decoding: bool | None = None,
+        grounding: str | None = None,
         batch_size: int | None = None,
     ) -> list[list[str]]:
-        """Keywords per question, in input order; every list is clean, deduplicated and capped."""
+        """Keywords per question, in input order; every list is clean, deduplicated and capped.
+
+        `grounding` ("morphemes", "substrings", "off"; default the model's) constrains decoding. Under
+        "morphemes" every keyword decoding finishes is a candidate span; one that `max_new_tokens` cut short
+        is dropped. Otherwise `filter_ungrounded` drops keywords that do not occur in the question.
+        """
         s = self.settings
         num_beams = num_beams or s.num_beams
         max_new_tokens = max_new_tokens or s.max_new_tokens
         max_keywords = max_keywords or s.max_keywords
         filter_ungrounded = s.filter_ungrounded if filter_ungrounded is None else filter_ungrounded
-        grounded = s.grounded_decoding if grounded_decoding is None else grounded_decoding
+        grounding = check_grounding(grounding or s.grounding)
         batch_size = batch_size or s.batch_size
+        spans = self.candidate_spans(questions) if grounding == "morphemes" else None
         order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
         results: list[list[str]] = [[] for _ in questions]
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            texts = self._generate([questions[i] for i in chunk], num_beams, max_new_tokens, grounded)
+            chunk_spans = None if spans is None else [spans[i] for i in chunk]
+            texts = self.generate_texts(
+                [questions[i] for i in chunk], num_beams, max_new_tokens, grounding, chunk_spans
+            )
             for index, text in zip(chunk, texts):
                 keywords = [k for k in clean_keywords(parse_keywords(text)) if has_content(k)]
-                if filter_ungrounded:
+                if spans is not None:  # only the last keyword can be unfinished, cut by max_new_tokens
+                    keywords = [k for k in keywords if k in spans[index]]
+                elif filter_ungrounded:
                     keywords = [k for k in keywords if is_grounded(k, questions[index])]
                 results[index] = keywords[:max_keywords]
         return results

@@ -122,9 +122,9 @@ def test_settings_the_loop_does_not_implement_leave_decoding_to_generate(random_
     assert named in unsupported_settings(extractor.model.generation_config)
     _, why = GreedyDecoder.for_model(extractor.model)
     assert named in why
-    assert extractor.extract(QUESTIONS[:4], grounded_decoding=False, filter_ungrounded=False) == KeywordExtractor(
+    assert extractor.extract(QUESTIONS[:4], grounding="off", filter_ungrounded=False) == KeywordExtractor(
         model_dir, greedy_loop=False
-    ).extract(QUESTIONS[:4], grounded_decoding=False, filter_ungrounded=False)
+    ).extract(QUESTIONS[:4], grounding="off", filter_ungrounded=False)
 
 
 def test_settings_without_effect_on_greedy_answers_are_not_reported(random_model_dir):

@@ -116,8 +116,9 @@ def test_model_info_describes_the_imported_model(client, server, talkative_model
     assert info["test_digest"] == "digest-xyz" and info["mlflow_run_id"] == "run-abc"
     assert info["base_model"] == settings_file["base_model"] == "tiny"
     decoding = info["decoding"]
-    for key in ("grounded_decoding", "filter_ungrounded", "max_new_tokens", "max_source_length", "quantize"):
+    for key in ("grounding", "filter_ungrounded", "max_new_tokens", "max_source_length", "quantize"):
         assert decoding[key] == settings_file[key], key
+    assert decoding["grounded_decoding"] == (settings_file["grounding"] != "off")
     assert decoding["num_beams"] == min(settings_file["num_beams"], 4) and decoding["max_num_beams"] == 4
     assert info["limits"] == {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS}
 
@@ -292,7 +293,7 @@ BUILD_SCRIPT = textwrap.dedent("""
 
     tracking.configure()
     run_id = tracking.start_pipeline_run("bento", {"pipeline.run_name": "bento"})
-    registration = registry.register(run_id, sys.argv[1], 0.4321, "digest-xyz")
+    registration = registry.register(run_id, sys.argv[1], 0.4321, "digest-xyz", baseline_f1=0.2)
 
     @flow
     def package():

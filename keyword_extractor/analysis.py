@@ -1,0 +1,61 @@
+"""Kiwi run on questions at inference time: their candidate spans, in batches, memoised.
+
+Morpheme grounding needs every question's candidate spans (`morphology.candidate_spans`) before it is
+decoded; Kiwi analyses a whole batch in one call, and a service sees the same questions again and again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from kiwipiepy import Kiwi, Token
+
+from keyword_extractor.keywords import normalize
+from keyword_extractor.morphology import candidate_spans
+
+
+class QuestionAnalyser:
+    """Questions analysed by Kiwi in batches; build once and reuse (Kiwi loads in seconds).
+
+    Results are memoised per normalised question (repeated questions are common in serving), up to
+    `cache_size` questions. `num_workers`: Kiwi's threads, 1 or more, or -1 for all cores.
+    """
+
+    def __init__(self, num_workers: int = 1, cache_size: int = 16384) -> None:
+        if num_workers == 0 or num_workers < -1:
+            raise ValueError(f"num_workers must be -1 (all cores) or at least 1, got {num_workers}")
+        self.kiwi = Kiwi(num_workers=num_workers)
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()  # one Kiwi, callers on several threads (the service's workers)
+
+    def analyse(self, texts: Sequence[str]) -> list[list[Token]]:
+        """Kiwi's tokens of each already-normalised text, in one batch call; empty texts get none."""
+        todo = [index for index, text in enumerate(texts) if text]
+        analysed: list[list[Token]] = [[] for _ in texts]
+        with self._lock:
+            results = list(self.kiwi.tokenize([texts[index] for index in todo])) if todo else []
+        for index, tokens in zip(todo, results, strict=True):
+            analysed[index] = tokens
+        return analysed
+
+    def spans_batch(self, questions: Iterable[str]) -> list[tuple[str, ...]]:
+        """Each question's candidate spans (normalised here); one Kiwi call for the questions not seen before."""
+        normalized = [normalize(question) for question in questions]
+        with self._lock:
+            known = {text: self._cache[text] for text in set(normalized) if text in self._cache}
+        fresh = [text for text in dict.fromkeys(normalized) if text and text not in known]
+        for text, tokens in zip(fresh, self.analyse(fresh), strict=True):
+            known[text] = candidate_spans(text, tokens)
+            self._remember(text, known[text])
+        return [known.get(text, ()) for text in normalized]
+
+    def spans(self, question: str) -> tuple[str, ...]:
+        return self.spans_batch([question])[0]
+
+    def _remember(self, text: str, spans: tuple[str, ...]) -> None:
+        with self._lock:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = spans

@@ -1,0 +1,44 @@
+"""Small helpers that several modules need exactly the same way: atomic writes, Markdown cells, CLI numbers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Temp file in the same folder, fsync, then os.replace: readers see the old file or the new one, never half.
+
+    Text is written as UTF-8. The file is world-readable (0644), as reports and settings are meant to be read.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes it private
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def markdown_cell(text: Any) -> str:
+    """A value safe inside a Markdown table cell: pipes escaped, line breaks flattened."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: a whole number of at least 1, with a message that says so."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
