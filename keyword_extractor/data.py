@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from keyword_extractor.augment import substitute_keywords
 from keyword_extractor.keywords import clean_keywords, format_keywords, parse_keywords
 from keyword_extractor.tsv import load_pairs
 
@@ -226,8 +227,10 @@ class KeywordDataModule(pl.LightningDataModule):
         warmup_task: str = "denoise",
         group_by_length: bool = True,
         limit_rows: int | None = None,
+        augment_copies: int = 0,
     ):
         super().__init__()
+        self.augment_copies = augment_copies
         self.tokenizer = tokenizer
         self.train_path = Path(train_path)
         self.val_path = Path(val_path) if val_path else None
@@ -246,6 +249,7 @@ class KeywordDataModule(pl.LightningDataModule):
         self.val_set: EncodedPairs | None = None
         self.val_rows: pd.DataFrame | None = None
         self.denoise_set: EncodedPairs | None = None
+        self.labelled_rows = 0
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -257,6 +261,10 @@ class KeywordDataModule(pl.LightningDataModule):
             val = load_pairs(self.val_path)
         else:
             train, val = split_train_val(train, self.val_fraction, self.seed)
+        self.labelled_rows = len(train)  # the file's rows come first in train_set, substituted copies after
+        if self.augment_copies:
+            extra = substitute_keywords(train, self.augment_copies, seed=self.seed)
+            train = pd.concat([train, extra], ignore_index=True)
         self.train_set = EncodedPairs.for_keywords(self.tokenizer, train, self.settings)
         self.val_set = EncodedPairs.for_keywords(self.tokenizer, val, self.settings)
         self.val_rows = val  # the raw questions and keywords, for checks that decode (cpu_precision)
@@ -268,6 +276,10 @@ class KeywordDataModule(pl.LightningDataModule):
                 self.denoise_set = EncodedPairs.for_denoising(
                     self.tokenizer, queries, self.settings, self.mask_ratio, self.seed
                 )
+
+    def labelled_target_lengths(self) -> list[int]:
+        """Token lengths of the training file's own targets (not of substituted copies): what sizes the cap."""
+        return [len(ids) for ids in self.train_set.labels[: self.labelled_rows]]
 
     def _epoch(self) -> int:
         trainer = getattr(self, "trainer", None)

@@ -22,8 +22,9 @@ class EpochSummary(Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self._rows += int(batch["input_ids"].size(0))
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not hasattr(self, "_started"):
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """After the epoch's validation and once Lightning has averaged this epoch's `train_loss`."""
+        if not trainer.is_global_zero or not hasattr(self, "_started"):
             return
         metrics = trainer.callback_metrics
         seconds = time.time() - self._started
@@ -31,8 +32,9 @@ class EpochSummary(Callback):
         train_loss = metrics.get("train_loss_epoch", metrics.get("train_loss"))
         if train_loss is not None:
             parts.append(f"train_loss {float(train_loss):.4f}")
-        if "val_loss" in metrics:
-            parts.append(f"val_loss {float(metrics['val_loss']):.4f}")
+        for name in ("val_loss", "val_f1"):
+            if name in metrics:
+                parts.append(f"{name} {float(metrics[name]):.4f}")
         parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}")
         parts.append(f"{self._rows / max(seconds, 1e-9):.1f} rows/s")
         log.info(" | ".join(parts))

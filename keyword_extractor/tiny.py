@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,12 +46,18 @@ class TinySpec:
     # the question's token embeddings, which the tied output layer scores as "copy this token".
     # Without it a from-scratch model sits at the unigram loss for epochs before it finds copying.
     copy_init: bool = True
+    # Merges never cross a Kiwi morpheme boundary either ('면세|한도|는'), so the questions of unseen
+    # text split where keywords can start and end (morphology.candidate_spans).
+    morpheme_aware_tokenizer: bool = True
 
 
-def mark_keyword_boundaries(query: str, keywords: Sequence[str]) -> str:
-    """The question with `_CUT` wherever a keyword starts or ends inside a word ('면세한도\x1f는')."""
+def mark_keyword_boundaries(query: str, keywords: Sequence[str], extra_cuts: Iterable[int] = ()) -> str:
+    """The question with `_CUT` wherever a keyword starts or ends inside a word ('면세한도\x1f는').
+
+    `extra_cuts`: more positions of the normalised question to cut at (morpheme boundaries).
+    """
     text = normalize(query)
-    cuts: set[int] = set()
+    cuts: set[int] = set(extra_cuts)
     for keyword in keywords:
         start = text.find(keyword)
         while start >= 0:
@@ -63,14 +69,26 @@ def mark_keyword_boundaries(query: str, keywords: Sequence[str]) -> str:
     return text
 
 
+def morpheme_boundaries(texts: Sequence[str]) -> list[set[int]]:
+    """Per text, the positions of its normalised form where a Kiwi morpheme starts or ends."""
+    from keyword_extractor.analysis import QuestionAnalyser
+
+    analysed = QuestionAnalyser().analyse([normalize(text) for text in texts])
+    return [{edge for token in tokens for edge in (token.start, token.start + token.len)} for tokens in analysed]
+
+
 def train_tokenizer(
-    texts: list[str], vocab_size: int, keywords: Sequence[str] | None = None
+    texts: list[str],
+    vocab_size: int,
+    keywords: Sequence[str] | None = None,
+    morpheme_cuts: Sequence[Iterable[int]] | None = None,
 ) -> PreTrainedTokenizerFast:
     """BPE over NFC text with SentencePiece-style '▁' word starts and punctuation split off.
 
     Splitting punctuation keeps the ', ' keyword separator a token of its own. With `keywords`
     (the `keyword` cells of the same rows), merges are learned on the questions cut at keyword
-    boundaries; the saved tokenizer itself splits like the plain one (no cut marks at inference).
+    boundaries, and with `morpheme_cuts` (per text, positions of its normalised form) at those too;
+    the saved tokenizer itself splits like the plain one (no cut marks at inference).
     """
     standard = pre_tokenizers.Sequence(
         [pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"), pre_tokenizers.Punctuation("isolated")]
@@ -79,9 +97,12 @@ def train_tokenizer(
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    if keywords is not None:
+    if keywords is not None or morpheme_cuts is not None:
+        cells = keywords if keywords is not None else [""] * len(texts)
+        cuts = morpheme_cuts if morpheme_cuts is not None else [()] * len(texts)
         texts = [
-            mark_keyword_boundaries(text, clean_keywords(parse_keywords(cell))) for text, cell in zip(texts, keywords)
+            mark_keyword_boundaries(text, clean_keywords(parse_keywords(cell)), extra)
+            for text, cell, extra in zip(texts, cells, cuts, strict=True)
         ]
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [
@@ -146,8 +167,10 @@ def build_tiny_base(train_path: str | Path, output_dir: str | Path, spec: TinySp
     if spec_file.is_file() and json.loads(spec_file.read_text()).get("fingerprint") == fingerprint:
         return output_dir
     pairs = load_pairs(train_path)
+    queries = pairs["query"].tolist()
     keywords = pairs["keyword"].tolist() if spec.keyword_aware_tokenizer else None
-    tokenizer = train_tokenizer(pairs["query"].tolist(), spec.vocab_size, keywords)
+    morpheme_cuts = morpheme_boundaries(queries) if spec.morpheme_aware_tokenizer else None
+    tokenizer = train_tokenizer(queries, spec.vocab_size, keywords, morpheme_cuts)
     import torch
 
     torch.manual_seed(spec.seed)

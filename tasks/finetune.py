@@ -47,6 +47,12 @@ class FineTuneOptions(BaseModel):
     limit_train_rows: int | None = Field(None, description="use only the first N rows (smoke runs)")
     num_beams: int | None = Field(None, description="beam width stored with the model (profile default if unset)")
     max_new_tokens: int = 48
+    grounding: str = Field(
+        "morphemes", description="decoding constraint: morphemes (whole Kiwi-word spans), substrings, or off"
+    )
+    select_by: str = Field("val_f1", description="checkpoint selection: val_f1 (keyword F1) or val_loss")
+    early_stopping_patience: int | None = Field(None, description="epochs without improvement before stopping")
+    augment_copies: int | None = Field(None, description="keyword-substituted copies of each training row")
     quantize: str = Field(
         "off", description="CPU serving precision: off (fp32), auto (int8 if validation F1 allows), int8"
     )
@@ -67,6 +73,7 @@ class FineTuneResult(BaseModel):
     model_dir: str
     best_checkpoint: str
     best_val_loss: float | None
+    best_val_f1: float | None = None
     epochs_run: int
     seconds: float
     resumed_from: str | None
@@ -149,6 +156,7 @@ def fine_tune(
         markdown=(
             f"## Fine-tune\n\n| | |\n|---|---|\n| base model | `{options.base_model}` |\n"
             f"| model directory | `{result.model_dir}` |\n| best val_loss | {result.best_val_loss} |\n"
+            f"| best validation keyword F1 | {result.best_val_f1} |\n"
             f"| epochs | {result.epochs_run} |\n| seconds | {result.seconds} |\n"
             f"| resumed from | {result.resumed_from} |\n| CPU serving precision | {cpu_precision(result)} |\n"
         ),

@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 import torch
 
+from keyword_extractor.augment import substitute_keywords
 from keyword_extractor.data import (
     LABEL_PAD_ID,
     DynamicPaddingCollator,
@@ -18,6 +19,8 @@ from keyword_extractor.data import (
     target_text,
 )
 from keyword_extractor.keywords import clean_keywords, format_keywords, is_grounded, normalize, parse_keywords
+from keyword_extractor.tsv import load_pairs
+from tests.conftest import TRAIN_TSV
 
 
 def test_parse_keywords_splits_on_comma_and_strips():
@@ -122,3 +125,18 @@ def test_length_grouped_sampler_shards_batches_across_ranks():
 def test_comma_inside_a_number_is_not_a_separator():
     assert parse_keywords("면세한도, 1,200달러, 11,000m") == ["면세한도", "1,200달러", "11,000m"]
     assert target_text("면세한도,1,200달러") == "면세한도, 1,200달러"
+
+
+def test_keyword_substitution_keeps_every_keyword_in_its_question_and_the_input_untouched():
+    frame = load_pairs(TRAIN_TSV).head(200)
+    before = frame.copy()
+    extra = substitute_keywords(frame, copies=2, seed=5)
+    assert frame.equals(before)
+    assert 200 <= len(extra) <= 400  # rows where nothing could be swapped are left out
+    originals = set(zip(frame["query"], frame["keyword"]))
+    for query, cell in zip(extra["query"], extra["keyword"]):
+        keywords = clean_keywords(parse_keywords(cell))
+        assert keywords and all(keyword in query for keyword in keywords), (query, cell)
+        assert (query, cell) not in originals
+    assert extra.equals(substitute_keywords(frame, copies=2, seed=5))  # seeded: the same rows every run
+    assert substitute_keywords(frame, copies=0).empty

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from pathlib import Path
 
@@ -181,6 +182,10 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
         "16",
         "--val-fraction",
         "0.25",
+        "--augment-copies",
+        "0",
+        "--early-stopping-patience",
+        "0",
     ]
     # 48 training rows / 16 = 3 steps per epoch: stopping at step 3 is an interruption after epoch 1.
     first = run_module("keyword_extractor.train", *common, "--max-steps", "3")
@@ -225,3 +230,26 @@ def test_train_cli_reports_unreachable_hub_without_a_traceback_wall(tmp_path):
     assert result.returncode == 2
     assert "Two ways out" in result.stderr and "--base-model tiny" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path):
+    """Epoch N's line must carry epoch N's mean train_loss (as in metrics.csv), not epoch N-1's."""
+    result = run_module(
+        "keyword_extractor.train",
+        *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
+        *("--limit-train-rows", "64", "--epochs", "3", "--denoise-epochs", "0", "--augment-copies", "0"),
+        *("--batch-size", "16", "--val-fraction", "0.25", "--early-stopping-patience", "0"),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    logged = {
+        int(match[1]): (float(match[2]), float(match[3]))
+        for match in re.finditer(r"epoch (\d+)/3 \| train_loss ([\d.]+) \| val_loss [\d.]+ \| val_f1 ([\d.]+)", output)
+    }
+    rows = list(csv.DictReader((tmp_path / "logs" / "version_0" / "metrics.csv").open()))
+    epoch_loss = {int(row["epoch"]) + 1: float(row["train_loss_epoch"]) for row in rows if row.get("train_loss_epoch")}
+    epoch_f1 = {int(row["epoch"]) + 1: float(row["val_f1"]) for row in rows if row.get("val_f1")}
+    assert sorted(logged) == sorted(epoch_loss) == sorted(epoch_f1) == [1, 2, 3]
+    for epoch, (loss, f1) in logged.items():
+        assert loss == pytest.approx(epoch_loss[epoch], abs=1e-4), epoch
+        assert f1 == pytest.approx(epoch_f1[epoch], abs=1e-4), epoch
