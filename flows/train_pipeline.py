@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from pydantic import BaseModel
 
 from keyword_extractor import tracking
@@ -27,6 +28,7 @@ from tasks.tracking import log_evaluation, open_tracking_run, register_model
 from tasks.validate import validate_data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
 
 
 class PipelineSummary(BaseModel):
@@ -34,6 +36,7 @@ class PipelineSummary(BaseModel):
     run_dir: str
     model_dir: str
     best_val_loss: float | None
+    best_val_f1: float | None
     train_seconds: float
     mlflow_run_id: str
     model_version: str
@@ -90,6 +93,11 @@ def train_pipeline(
 ) -> PipelineSummary:
     """Validate the data, fine-tune, evaluate against the Kiwi baseline, register in MLflow.
 
+    The new model becomes champion only if it beats the Kiwi baseline and the current champion on the
+    test set (by `promotion_margin`). When it does not, the run ends in a Completed state named
+    `NotPromoted` whose message says why ("model below baseline: not promoted ..."), and no Bento is
+    built unless `build_if_not_promoted`.
+
     Args:
         train_path: training TSV (query, keyword), relative to the project root or absolute.
         test_path: held-out TSV, checked for leakage against the training file and used for evaluation.
@@ -98,7 +106,8 @@ def train_pipeline(
         run_name: re-use a previous run's name to resume its interrupted fine-tuning.
         max_query_chars: validation limit on question length.
         max_keywords: validation limit on keywords per row.
-        promotion_margin: F1 the new model must add over the champion to become champion.
+        promotion_margin: F1 the new model must add over the Kiwi baseline and over the champion (both on
+            this test set) to become champion; a model below the baseline is never promoted.
         force_promotion: make the new model champion whatever its F1.
         build: package the champion as a Bento at the end.
         build_if_not_promoted: build a Bento of the champion even when this run's model was not promoted.
@@ -121,7 +130,14 @@ def train_pipeline(
         tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
     )
     registration = register_model(
-        tracked.run_id, trained.model_dir, evaluation.f1, evaluation.test_digest, promotion_margin, force_promotion
+        tracked.run_id,
+        trained.model_dir,
+        evaluation.f1,
+        evaluation.baseline_f1,
+        str(test_file),
+        evaluation.test_digest,
+        promotion_margin,
+        force_promotion,
     )
     bento_tag = (
         build_bento(promoted=registration.promoted, only_if_promoted=not build_if_not_promoted) if build else None
@@ -139,6 +155,7 @@ def train_pipeline(
         run_dir=str(run_dir),
         model_dir=trained.model_dir,
         best_val_loss=trained.best_val_loss,
+        best_val_f1=trained.best_val_f1,
         train_seconds=trained.seconds,
         mlflow_run_id=tracked.run_id,
         model_version=registration.version,
@@ -149,6 +166,11 @@ def train_pipeline(
         bento_tag=bento_tag,
     )
     publish_summary(summary)
+    if not registration.promoted:
+        # Still a completed run (everything it was asked to do was done), but named so that the run list
+        # in the UI, `prefect flow-run ls` and --watch say at a glance that nothing new is being served.
+        log.warning("not promoted: %s", registration.decision)
+        return Completed(name=NOT_PROMOTED, message=registration.decision, data=summary)
     return summary
 
 
@@ -174,6 +196,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
     parser.add_argument("--run-name", help="resume the run of this name")
     parser.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
+    parser.add_argument(
+        "--promotion-margin",
+        type=float,
+        default=0.0,
+        help="F1 the model must add over the Kiwi baseline and over the champion to become champion",
+    )
+    parser.add_argument(
+        "--force-promotion",
+        action="store_true",
+        help="make the new model champion even below the baseline or the champion (smoke runs, rollbacks)",
+    )
+    parser.add_argument(
+        "--build-if-not-promoted",
+        action="store_true",
+        help="build a Bento of the current champion even when this run's model was not promoted",
+    )
     args = parser.parse_args(argv)
     # The temporary local server would otherwise phone home (offline here) and log a traceback when it cannot.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -192,13 +230,16 @@ def main(argv: list[str] | None = None) -> None:
         training=options,
         artifacts_dir=args.artifacts_dir,
         run_name=args.run_name,
+        promotion_margin=args.promotion_margin,
+        force_promotion=args.force_promotion,
         build=not args.no_build,
+        build_if_not_promoted=args.build_if_not_promoted,
     )
     print(summary.model_dump_json(indent=2))
     ui, serve, app = summary.next_steps()
     print(
         f"\nF1 {summary.f1:.3f} (Kiwi baseline {summary.baseline_f1:.3f}); "
-        f"keyword-extractor v{summary.model_version} is {summary.alias}.\n"
+        f"keyword-extractor v{summary.model_version} is {summary.alias}: {summary.promotion}.\n"
         f"Reports: {summary.run_dir}/evaluation/report.md\n\n"
         f"Look at the result:\n  {ui}\n  {serve}\n  {app}"
     )

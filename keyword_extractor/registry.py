@@ -1,9 +1,11 @@
 """Registering model directories as versions of `keyword-extractor`, behind a quality gate.
 
 Aliases, not stages: every new version is the `challenger`; it becomes the
-`champion` only if its F1 on the test set is at least the champion's F1 on the
-same test set (same digest), plus a margin, or when forced. Registering the
-same MLflow run twice returns the existing version instead of a second one.
+`champion` only if its F1 on the test set is above the Kiwi baseline's F1 on
+the same questions plus a margin *and* at least the champion's F1 on the same
+test set (same digest) plus the margin, or when forced. A model that loses to the ten-line rule is
+never crowned, not even as the first version. Registering the same MLflow run
+twice returns the existing version instead of a second one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Registration:
     promoted: bool
     decision: str
     f1: float
+    baseline_f1: float
     champion_version: str | None
     champion_f1: float | None
     created: bool
@@ -73,6 +76,22 @@ def _champion_f1(client: MlflowClient, champion, test_digest: str, evaluate_f1: 
     return f1
 
 
+def champion_f1_on(test_path: str | Path, output_dir: str | Path | None = None) -> Callable[[str], float]:
+    """How a champion measured on another test set is re-measured: on *this* run's test file.
+
+    The evaluation of the champion is written next to its downloaded model directory unless `output_dir`.
+    """
+
+    def evaluate_f1(champion_dir: str) -> float:
+        from keyword_extractor.evaluate import evaluate
+
+        target = Path(output_dir) if output_dir else Path(champion_dir).parent / "champion-evaluation"
+        result = evaluate(test_path, target, champion_dir, include_baseline=False)
+        return float(result.model_metrics["f1"])
+
+    return evaluate_f1
+
+
 def log_pyfunc_model(model_dir: str | Path) -> str:
     """Log the model directory as a pyfunc model in the active run; returns its model URI."""
     info = mlflow.pyfunc.log_model(
@@ -86,17 +105,47 @@ def log_pyfunc_model(model_dir: str | Path) -> str:
     return info.model_uri
 
 
+BELOW_BASELINE = "model below baseline: not promoted"
+
+
+def promotion_decision(
+    f1: float,
+    baseline_f1: float,
+    champion_version: str | None,
+    champion_f1: float | None,
+    margin: float,
+    force: bool,
+) -> tuple[bool, str]:
+    """(promoted, why): the gate on its own, so every path through `register` decides the same way."""
+    against = f"F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}"
+    if champion_version is not None:
+        against += f" and champion v{champion_version} {champion_f1:.4f}"
+    if force:
+        return True, f"forced: {against}"
+    if not f1 > baseline_f1 + margin:  # strictly: a tie with the ten-line rule is no reason to serve a model
+        return False, f"{BELOW_BASELINE} (F1 {f1:.4f} <= Kiwi baseline {baseline_f1:.4f} + margin {margin})"
+    if champion_version is None:
+        return True, f"first version above the baseline: promoted to champion ({against}, margin {margin})"
+    if f1 >= champion_f1 + margin:
+        return True, f"{against}: beats both by margin {margin}"
+    return False, f"F1 {f1:.4f} < champion v{champion_version} {champion_f1:.4f} + margin {margin}: not promoted"
+
+
 def register(
     run_id: str,
     model_dir: str | Path,
     f1: float,
     test_digest: str,
     *,
+    baseline_f1: float,
     margin: float = 0.0,
     force: bool = False,
     evaluate_f1: Callable[[str], float] | None = None,
 ) -> Registration:
-    """Register the run's model (once), mark it challenger, and promote it if it earns it."""
+    """Register the run's model (once), mark it challenger, and promote it if it earns it.
+
+    `baseline_f1`: the Kiwi baseline's F1 on the same test set, measured in the same run.
+    """
     client = MlflowClient()
     existing = _existing_version(client, run_id)
     if existing is not None:
@@ -111,23 +160,20 @@ def register(
             CHAMPION in aliases,
             version.tags.get("promotion_decision", "already registered"),
             f1,
+            baseline_f1,
             None,
             None,
             created=False,
         )
     with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         model_uri = log_pyfunc_model(model_dir)
-    version = mlflow.register_model(model_uri, REGISTERED_MODEL, tags={"test_digest": test_digest, "test_f1": str(f1)})
+    tags = {"test_digest": test_digest, "test_f1": str(f1), "baseline_f1": str(baseline_f1)}
+    version = mlflow.register_model(model_uri, REGISTERED_MODEL, tags=tags)
     champion = _current_champion(client)
     champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
-    if champion is None:
-        promoted, decision = True, "first version: promoted to champion"
-    elif force:
-        promoted, decision = True, f"forced: F1 {f1:.4f} vs champion v{champion.version} {champion_f1:.4f}"
-    elif f1 >= champion_f1 + margin:
-        promoted, decision = True, f"F1 {f1:.4f} >= champion v{champion.version} {champion_f1:.4f} + margin {margin}"
-    else:
-        promoted, decision = False, f"F1 {f1:.4f} < champion v{champion.version} {champion_f1:.4f} + margin {margin}"
+    promoted, decision = promotion_decision(
+        f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
+    )
     client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
     if promoted:
         client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version.version)
@@ -146,6 +192,7 @@ def register(
         promoted,
         decision,
         f1,
+        baseline_f1,
         str(champion.version) if champion else None,
         champion_f1,
         created=True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
@@ -27,6 +25,7 @@ class RegistrationResult(BaseModel):
     promoted: bool
     decision: str
     f1: float
+    baseline_f1: float
     champion_version: str | None
     champion_f1: float | None
     created: bool
@@ -58,26 +57,39 @@ def open_tracking_run(run_name: str, train_path: str, test_path: str, validation
 
 @task(name="register", retries=2, retry_delay_seconds=5)
 def register_model(
-    run_id: str, model_dir: str, f1: float, test_digest: str, margin: float = 0.0, force: bool = False
+    run_id: str,
+    model_dir: str,
+    f1: float,
+    baseline_f1: float,
+    test_path: str,
+    test_digest: str,
+    margin: float = 0.0,
+    force: bool = False,
 ) -> RegistrationResult:
-    """New version as challenger; champion only if its test F1 is at least the champion's (+ margin)."""
+    """New version as challenger; champion only if its test F1 is at least the baseline's and the champion's."""
     log = get_run_logger()
     tracking.configure()
 
-    def evaluate_f1(champion_dir: str) -> float:
-        from keyword_extractor.evaluate import evaluate
-
-        test = Path(tracking.PROJECT_ROOT, "data", "test.tsv")
-        result = evaluate(test, Path(champion_dir).parent / "champion-evaluation", champion_dir, include_baseline=False)
-        return float(result.model_metrics["f1"])
-
-    outcome = registry.register(run_id, model_dir, f1, test_digest, margin=margin, force=force, evaluate_f1=evaluate_f1)
-    log.info("%s v%s -> %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)
+    outcome = registry.register(
+        run_id,
+        model_dir,
+        f1,
+        test_digest,
+        baseline_f1=baseline_f1,
+        margin=margin,
+        force=force,
+        evaluate_f1=registry.champion_f1_on(test_path),
+    )
+    if outcome.promoted:
+        log.info("%s v%s -> %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)
+    else:
+        log.warning("%s v%s stays %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)
     create_markdown_artifact(
         key="registration",
         markdown=(
             f"## Registered `{outcome.name}` v{outcome.version} as **{outcome.alias}**\n\n"
             f"{outcome.decision}\n\n| | F1 |\n|---|---|\n| this version | {outcome.f1:.4f} |\n"
+            f"| Kiwi baseline, same questions | {outcome.baseline_f1:.4f} |\n"
             f"| champion before | {outcome.champion_f1 if outcome.champion_f1 is not None else '—'} |\n"
         ),
         description="Model registry decision",

@@ -101,7 +101,12 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_server,
 
     worker = start([PREFECT, "worker", "start", "--pool", "local-process"], env, workdir / "worker.log")
     try:
-        params = {"training": SMALL_TRAINING, "artifacts_dir": str(workdir / "artifacts"), "run_name": "deployed"}
+        params = {
+            "training": SMALL_TRAINING,
+            "artifacts_dir": str(workdir / "artifacts"),
+            "run_name": "deployed",
+            "force_promotion": True,  # a 96-row smoke model is below the baseline: this tests orchestration
+        }
         run = prefect_cli(
             env,
             "deployment",

@@ -49,22 +49,22 @@ def test_artifacts_stay_beside_the_sqlite_database(store, tmp_path):
 
 
 def test_registry_quality_gate_and_idempotency(store, tiny_model_dir):
-    first = registry.register(new_run("a"), tiny_model_dir, 0.50, "digest-1")
+    first = registry.register(new_run("a"), tiny_model_dir, 0.50, "digest-1", baseline_f1=0.30)
     assert (first.version, first.alias, first.promoted, first.created) == ("1", "champion", True, True)
 
-    again = registry.register(first.run_id, tiny_model_dir, 0.50, "digest-1")
+    again = registry.register(first.run_id, tiny_model_dir, 0.50, "digest-1", baseline_f1=0.30)
     assert (again.version, again.created) == ("1", False)
 
-    worse = registry.register(new_run("b"), tiny_model_dir, 0.40, "digest-1")
+    worse = registry.register(new_run("b"), tiny_model_dir, 0.40, "digest-1", baseline_f1=0.30)
     assert (worse.version, worse.alias, worse.promoted) == ("2", "challenger", False)
     assert worse.champion_f1 == 0.50 and "0.4000 < champion v1 0.5000" in worse.decision
 
-    equal = registry.register(new_run("c"), tiny_model_dir, 0.50, "digest-1")
+    equal = registry.register(new_run("c"), tiny_model_dir, 0.50, "digest-1", baseline_f1=0.30)
     assert (equal.version, equal.alias, equal.promoted) == ("3", "champion", True)
 
-    margin = registry.register(new_run("d"), tiny_model_dir, 0.52, "digest-1", margin=0.05)
+    margin = registry.register(new_run("d"), tiny_model_dir, 0.52, "digest-1", baseline_f1=0.30, margin=0.05)
     assert not margin.promoted
-    forced = registry.register(new_run("e"), tiny_model_dir, 0.10, "digest-1", force=True)
+    forced = registry.register(new_run("e"), tiny_model_dir, 0.10, "digest-1", baseline_f1=0.30, force=True)
     assert forced.promoted and forced.decision.startswith("forced")
 
     client = MlflowClient()
@@ -76,8 +76,30 @@ def test_registry_quality_gate_and_idempotency(store, tiny_model_dir):
     assert logged.metrics["registry.champion_f1_before"] == 0.50 and logged.params["registry.version"] == "2"
 
 
+def test_a_model_below_the_kiwi_baseline_is_never_champion(store, tiny_model_dir):
+    """Not as the first version, and not when it beats the champion: the baseline is part of the gate."""
+    client = MlflowClient()
+    below = registry.register(new_run("below"), tiny_model_dir, 0.54, "digest-1", baseline_f1=0.71)
+    assert (below.version, below.alias, below.promoted) == ("1", "challenger", False)
+    assert below.decision.startswith(registry.BELOW_BASELINE)
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion")
+    assert client.get_model_version(registry.REGISTERED_MODEL, "1").tags["baseline_f1"] == "0.71"
+
+    above = registry.register(new_run("above"), tiny_model_dir, 0.77, "digest-1", baseline_f1=0.71)
+    assert (above.version, above.alias, above.promoted) == ("2", "champion", True)
+
+    # Better than the champion but still below the baseline (by the margin): refused.
+    margin = registry.register(new_run("margin"), tiny_model_dir, 0.78, "digest-1", baseline_f1=0.75, margin=0.05)
+    assert not margin.promoted and margin.decision.startswith(registry.BELOW_BASELINE)
+    assert client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion").version in (2, "2")
+
+    forced = registry.register(new_run("forced"), tiny_model_dir, 0.50, "digest-1", baseline_f1=0.71, force=True)
+    assert forced.promoted and forced.decision.startswith("forced")
+
+
 def test_champion_measured_on_another_test_set_is_re_measured(store, tiny_model_dir):
-    registry.register(new_run("old"), tiny_model_dir, 0.90, "old-test-set")
+    registry.register(new_run("old"), tiny_model_dir, 0.90, "old-test-set", baseline_f1=0.2)
     measured = []
 
     def evaluate_f1(model_dir: str) -> float:
@@ -85,12 +107,34 @@ def test_champion_measured_on_another_test_set_is_re_measured(store, tiny_model_
         measured.append(model_dir)
         return 0.30
 
-    outcome = registry.register(new_run("new"), tiny_model_dir, 0.35, "new-test-set", evaluate_f1=evaluate_f1)
+    outcome = registry.register(
+        new_run("new"), tiny_model_dir, 0.35, "new-test-set", baseline_f1=0.2, evaluate_f1=evaluate_f1
+    )
     assert measured and outcome.champion_f1 == 0.30 and outcome.promoted
 
 
+def test_champion_is_re_measured_on_the_runs_own_test_file(store, tiny_model_dir, tmp_path):
+    """Not on the bundled data/test.tsv: F1s of two different test sets must never be compared."""
+    registry.register(new_run("old"), tiny_model_dir, 0.90, "bundled-test-set", baseline_f1=0.2)
+    other_test = tmp_path / "other-test.tsv"
+    lines = TEST_TSV.read_text(encoding="utf-8").splitlines()
+    other_test.write_text("\n".join(lines[:1] + lines[-12:]) + "\n", encoding="utf-8")
+    measured_on = tmp_path / "champion-evaluation"
+    outcome = registry.register(
+        new_run("new"),
+        tiny_model_dir,
+        0.35,
+        "other-test-set",
+        baseline_f1=0.2,
+        evaluate_f1=registry.champion_f1_on(other_test, measured_on),
+    )
+    report = json.loads((measured_on / "metrics.json").read_text())
+    assert report["test_path"] == str(other_test.resolve()) and report["n"] == 12
+    assert outcome.champion_f1 == pytest.approx(report["model"]["f1"])
+
+
 def test_champion_loads_as_pyfunc_and_predicts_lists_of_keywords(store, tiny_model_dir):
-    registry.register(new_run("a"), tiny_model_dir, 0.5, "d")
+    registry.register(new_run("a"), tiny_model_dir, 0.5, "d", baseline_f1=0.2)
     model = mlflow.pyfunc.load_model(f"models:/{registry.REGISTERED_MODEL}@champion")
     predictions = model.predict(QUESTIONS)
     assert isinstance(predictions, list) and len(predictions) == 2
@@ -160,7 +204,7 @@ def _get_json(url: str) -> dict:
 def test_mlflow_ui_serves_the_store_the_pipeline_wrote(store, tiny_model_dir):
     run_id = new_run("ui")
     tracking.log_metrics(run_id, {"f1": 0.61, "precision": 0.6}, prefix="model")
-    registry.register(run_id, tiny_model_dir, 0.61, "d")
+    registry.register(run_id, tiny_model_dir, 0.61, "d", baseline_f1=0.2)
     port = _free_port()
     ui = subprocess.Popen(
         [
