@@ -6,7 +6,8 @@ Outputs, each written atomically (temp file + os.replace) so a reader never sees
 
 - `predictions.tsv`: one row per test question: gold, model and baseline keywords, per-row P/R/F1;
 - `metrics.json`: model and baseline scores, latency, the test file's sha256 and size;
-- `report.md`: headline table, F1 by number of gold keywords and by question length, worst questions;
+- `report.md`: headline table, F1 by number of gold keywords, by question length and by domain, the worst
+  questions of the model and of the baseline;
 - `f1_chart.png`: precision / recall / F1 / exact match, model vs baseline.
 
     python -m keyword_extractor.evaluate --model-dir artifacts/runs/RUN/train/model --test data/test.tsv
@@ -19,9 +20,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from keyword_extractor.artifact import SETTINGS_FILE
+from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
+from keyword_extractor.files import markdown_cell, positive_int, write_atomic
 from keyword_extractor.keywords import clean_keywords, format_keywords, normalize, parse_keywords
 from keyword_extractor.metrics import latency_summary, row_scores, score
 from keyword_extractor.tsv import DataFileError, Problem, load_pairs, parse_tsv
@@ -213,22 +214,6 @@ def _timed_batches(
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, then os.replace: readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a report is meant to be read
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _tsv_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6f}"
@@ -239,10 +224,6 @@ def _predictions_tsv(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0])
     lines = ["\t".join(columns)] + ["\t".join(_tsv_cell(row[name]) for name in columns) for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _bucket_table(
@@ -290,6 +271,11 @@ def _length_buckets(queries: list[str]) -> list[tuple[str, list[int]]]:
     return buckets
 
 
+def _domain_buckets(queries: list[str]) -> list[tuple[str, list[int]]]:
+    domains = [domain_of(query) for query in queries]
+    return [(name, [i for i, domain in enumerate(domains) if domain == name]) for name in (CUSTOMS, GENERAL)]
+
+
 def render_report(result: EvaluationResult, chart_ref: str | None = CHART_FILE) -> str:
     """The Markdown report; `chart_ref` is how the chart is linked (relative to the report by default)."""
     rows = result.rows
@@ -300,8 +286,6 @@ def render_report(result: EvaluationResult, chart_ref: str | None = CHART_FILE) 
         systems.append(("model", [parse_keywords(row["predicted"]) for row in rows]))
     if result.baseline_metrics is not None:
         systems.append(("baseline", [parse_keywords(row["baseline"]) for row in rows]))
-    ranked_by = systems[0][0]
-
     lines = ["# Evaluation", ""]
     lines += [
         f"- test file: `{result.test_path}` ({result.n} questions, sha256 `{result.test_digest}`)",
@@ -328,18 +312,31 @@ def render_report(result: EvaluationResult, chart_ref: str | None = CHART_FILE) 
     lines += _bucket_table(
         "F1 by question length (characters)", "length", _length_buckets(queries), golds, queries, systems
     )
+    lines += _bucket_table(
+        "F1 by domain (customs vs general, told from the question's terms: keyword_extractor.domains)",
+        "domain",
+        _domain_buckets(queries),
+        golds,
+        queries,
+        systems,
+    )
+    for ranked_by, _ in systems:  # the model's worst questions, then the baseline's: where each one fails
+        lines += _worst_table(rows, ranked_by, systems)
+    return "\n".join(lines) + "\n"
 
+
+def _worst_table(rows: list[dict[str, Any]], ranked_by: str, systems: list[tuple[str, list[list[str]]]]) -> list[str]:
     f1_key = f"{ranked_by}_f1"
     worst = sorted(range(len(rows)), key=lambda i: (rows[i][f1_key], rows[i]["line"]))[:WORST_SHOWN]
-    lines += [f"## Worst {len(worst)} questions by {ranked_by} F1", ""]
+    lines = [f"## Worst {len(worst)} questions by {ranked_by} F1", ""]
     header = ["line", f"{ranked_by} F1", "query", "gold"] + [f"{name}" for name, _ in systems]
     lines += ["| " + " | ".join(header) + " |", "|---:|---:|" + "---|" * (len(header) - 2)]
     for i in worst:
         row = rows[i]
-        cells = [str(row["line"]), f"{row[f1_key]:.2f}", _md(row["query"]), _md(row["gold"])]
-        cells += [_md(row["predicted" if name == "model" else "baseline"]) or "∅" for name, _ in systems]
+        cells = [str(row["line"]), f"{row[f1_key]:.2f}", markdown_cell(row["query"]), markdown_cell(row["gold"])]
+        cells += [markdown_cell(row["predicted" if name == "model" else "baseline"]) or "∅" for name, _ in systems]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
 
 
 def render_chart(result: EvaluationResult) -> bytes:
@@ -405,11 +402,11 @@ def write_outputs(result: EvaluationResult, output_dir: str | Path) -> dict[str,
         "chart": output / CHART_FILE,
     }
     result.paths = {name: str(path) for name, path in paths.items()}
-    _write_atomic(paths["predictions"], _predictions_tsv(result.rows).encode("utf-8"))
-    _write_atomic(paths["chart"], render_chart(result))
-    _write_atomic(paths["report"], render_report(result).encode("utf-8"))
+    write_atomic(paths["predictions"], _predictions_tsv(result.rows).encode("utf-8"))
+    write_atomic(paths["chart"], render_chart(result))
+    write_atomic(paths["report"], render_report(result).encode("utf-8"))
     metrics_text = json.dumps(_metrics_json(result), ensure_ascii=False, indent=2) + "\n"
-    _write_atomic(paths["metrics"], metrics_text.encode("utf-8"))  # last: its presence means the set is complete
+    write_atomic(paths["metrics"], metrics_text.encode("utf-8"))  # last: its presence means the set is complete
     return result.paths
 
 
@@ -511,13 +508,6 @@ def evaluate(
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m keyword_extractor.evaluate",
@@ -532,7 +522,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--baseline-only", action="store_true", help="evaluate only the Kiwi baseline, no model")
     parser.add_argument(
-        "--batch-size", type=_positive_int, help="questions per generation batch (default: the model's setting)"
+        "--batch-size", type=positive_int, help="questions per generation batch (default: the model's setting)"
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     return parser

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from keyword_extractor.files import markdown_cell, positive_int, write_atomic
 from keyword_extractor.keywords import is_grounded, normalize, parse_keywords
 from keyword_extractor.tsv import DataFileError, Problem, TsvTable, parse_tsv, read_tsv
 
@@ -337,21 +336,6 @@ def _read(path: Path) -> tuple[bytes | None, TsvTable]:
     return raw, table
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace, so readers never see half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_reports(report: ValidationReport, report_dir: str | Path) -> dict[str, str]:
     """Write validation.json and validation.md under report_dir; return their paths."""
     report_dir = Path(report_dir)
@@ -365,10 +349,6 @@ def write_reports(report: ValidationReport, report_dir: str | Path) -> dict[str,
 # --- Markdown --------------------------------------------------------------------------------
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _summary_table(report: ValidationReport) -> list[str]:
     lines = [_SUMMARY_HEADER, "| --- | ---: | ---: | --- | --- | ---: | --- |"]
     for role, path in report.files.items():
@@ -380,7 +360,7 @@ def _summary_table(report: ValidationReport) -> list[str]:
         chars_text = " / ".join(f"{v:g}" for v in chars.values()) if chars else "-"
         digest = (report.file_digests.get(role) or "missing")[:12]
         lines.append(
-            f"| {_cell(path)} | {stats.get('rows', 0)} | {errors} | {per_row_text} | {chars_text} | "
+            f"| {markdown_cell(path)} | {stats.get('rows', 0)} | {errors} | {per_row_text} | {chars_text} | "
             f"{stats.get('ungrounded_share', 0):.1%} | `{digest}` |"
         )
     return lines
@@ -398,7 +378,7 @@ def _markdown(report: ValidationReport) -> str:
     if report.errors:
         lines += ["| file | line | column | problem |", "| --- | ---: | --- | --- |"]
         lines += [
-            f"| {_cell(p.file)} | {p.line or ''} | {p.column or ''} | {_cell(p.message)} |"
+            f"| {markdown_cell(p.file)} | {p.line or ''} | {p.column or ''} | {markdown_cell(p.message)} |"
             for p in report.errors[:_SHOWN_IN_MARKDOWN]
         ]
         if len(report.errors) > _SHOWN_IN_MARKDOWN:
@@ -407,7 +387,7 @@ def _markdown(report: ValidationReport) -> str:
     else:
         lines.append("None.")
     lines += ["", f"## Warnings ({len(report.warnings)})", ""]
-    lines += [f"- {_cell(w)}" for w in report.warnings] or ["None."]
+    lines += [f"- {markdown_cell(w)}" for w in report.warnings] or ["None."]
     lines += ["", "## Statistics", "", "```json", json.dumps(report.stats, ensure_ascii=False, indent=2), "```", ""]
     return "\n".join(lines)
 
@@ -462,13 +442,6 @@ def _sorted(problems: list[Problem], file_order: list[str]) -> list[Problem]:
     return sorted(problems, key=key)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m keyword_extractor.validation",
@@ -485,13 +458,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-query-chars",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_QUERY_CHARS,
         help="longest allowed query, in characters (default: %(default)s)",
     )
     parser.add_argument(
         "--max-keywords",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_KEYWORDS,
         help="most keywords allowed on one row (default: %(default)s)",
     )

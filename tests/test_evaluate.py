@@ -127,6 +127,10 @@ def test_report_has_every_section_and_the_worst_questions(evaluation):
         "## F1 by number of gold keywords",
         "## F1 by question length (characters)",
         f"## Worst {WORST_SHOWN} questions by model F1",
+        f"## Worst {WORST_SHOWN} questions by baseline F1",
+        "## F1 by domain (customs vs general",
+        "| customs |",
+        "| general |",
         f"]({CHART_FILE})",
     ):
         assert section in report, section
@@ -144,10 +148,12 @@ def test_report_has_every_section_and_the_worst_questions(evaluation):
         assert label in report, label
     for bucket in ("| 1 |", "| 2 |", "| 5 |", "| 6+ |", "| ≤15 |", "| 16–30 |", "| 31–45 |", "| >45 |"):
         assert bucket in report, bucket
-    worst = report.split(f"## Worst {WORST_SHOWN} questions by model F1")[1].strip().splitlines()[2:]
-    assert len(worst) == WORST_SHOWN
-    f1s = [float(line.split(" | ")[1]) for line in worst]
-    assert f1s == sorted(f1s)
+    for system in ("model", "baseline"):
+        section = report.split(f"## Worst {WORST_SHOWN} questions by {system} F1")[1].strip().split("\n\n")[0]
+        worst = section.splitlines()[2:]
+        assert len(worst) == WORST_SHOWN
+        f1s = [float(line.split(" | ")[1]) for line in worst]
+        assert f1s == sorted(f1s)
 
 
 def test_chart_is_a_png(evaluation):
