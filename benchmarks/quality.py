@@ -1,0 +1,60 @@
+"""Keyword F1 of one model under each grounding mode, beside the Kiwi baseline on the same questions.
+
+    python -m benchmarks.quality --model-dir artifacts/runs/RUN/train/model --data data/test.tsv
+
+Also counts, per mode, the keywords that cut a Kiwi word (not a candidate span of their question:
+`morphology.candidate_spans`), and the F1 on customs and general questions (`keyword_extractor.domains`).
+Use a validation split of data/train.tsv to choose settings; data/test.tsv is for quoting results.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from keyword_extractor.analysis import QuestionAnalyser
+from keyword_extractor.artifact import GROUNDING_MODES
+from keyword_extractor.baselines import KiwiNounPhraseBaseline
+from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
+from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.keywords import clean_keywords, parse_keywords
+from keyword_extractor.metrics import score
+from keyword_extractor.tsv import load_pairs
+
+
+def _row(name: str, golds, preds, queries, spans, domains) -> str:
+    overall = score(golds, preds, queries)
+    by_domain = []
+    for domain in (CUSTOMS, GENERAL):
+        rows = [i for i, d in enumerate(domains) if d == domain]
+        by_domain.append(score([golds[i] for i in rows], [preds[i] for i in rows], [queries[i] for i in rows]).f1)
+    cut = sum(keyword not in allowed for row, allowed in zip(preds, spans) for keyword in row)
+    return (
+        f"| {name} | {overall.f1:.4f} | {overall.precision:.4f} | {overall.recall:.4f} | "
+        f"{by_domain[0]:.4f} | {by_domain[1]:.4f} | {cut} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, required=True, help="a keyword model directory")
+    parser.add_argument("--data", type=Path, default=Path("data/test.tsv"), help="query<TAB>keyword file")
+    args = parser.parse_args(argv)
+
+    pairs = load_pairs(args.data)
+    queries = pairs["query"].tolist()
+    golds = [clean_keywords(parse_keywords(cell)) for cell in pairs["keyword"]]
+    spans = QuestionAnalyser().spans_batch(queries)
+    domains = [domain_of(query) for query in queries]
+    extractor = KeywordExtractor(args.model_dir)
+    print(f"{len(queries)} questions from {args.data} ({domains.count(CUSTOMS)} customs), model {args.model_dir}")
+    print("| system | F1 | precision | recall | customs F1 | general F1 | keywords cutting a Kiwi word |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(_row("Kiwi baseline", golds, KiwiNounPhraseBaseline().extract_batch(queries), queries, spans, domains))
+    for grounding in GROUNDING_MODES:
+        preds = extractor.extract(queries, grounding=grounding)
+        print(_row(f"model, grounding={grounding}", golds, preds, queries, spans, domains))
+
+
+if __name__ == "__main__":
+    main()
