@@ -29,7 +29,7 @@ from typing import Any
 
 from keyword_extractor.artifact import SETTINGS_FILE
 from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
-from keyword_extractor.files import markdown_cell, positive_int, write_atomic
+from keyword_extractor.files import markdown_cell, positive_int, spreadsheet_cell, write_atomic
 from keyword_extractor.keywords import clean_keywords, format_keywords, normalize, parse_keywords
 from keyword_extractor.metrics import latency_summary, row_scores, score
 from keyword_extractor.tsv import DataFileError, Problem, load_pairs, parse_tsv
@@ -215,9 +215,12 @@ def _timed_batches(
 
 
 def _tsv_cell(value: Any) -> str:
+    """Numbers as written; text on one line, tab-free, and never run as a formula when opened in a spreadsheet."""
     if isinstance(value, float):
         return f"{value:.6f}"
-    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+    if isinstance(value, int):
+        return str(value)
+    return spreadsheet_cell(str(value).replace("\t", " ").replace("\r", " ").replace("\n", " "))
 
 
 def _predictions_tsv(rows: list[dict[str, Any]]) -> str:

@@ -1,4 +1,5 @@
-"""Small helpers that several modules need exactly the same way: atomic writes, Markdown cells, CLI numbers."""
+"""Small helpers that several modules need exactly the same way: atomic writes, spreadsheet-safe and Markdown
+cells, CLI numbers."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
     return value
+
+
+# A cell that starts like this is run as a formula by Excel, LibreOffice and Google Sheets (full-width forms
+# too, which some of them convert); OWASP's advice for CSV injection: prefix it with a single quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_cell(value: Any) -> str:
+    """A value for a CSV/TSV cell that a spreadsheet shows as text and never evaluates.
+
+    Questions and keywords come from users, so `=HYPERLINK(...)` or `@SUM(...)` can be one; prefixed with
+    `'` it is shown as written. Write such files with every field quoted (csv.QUOTE_ALL) where the format
+    allows quotes.
+    """
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text

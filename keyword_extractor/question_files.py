@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from keyword_extractor.files import spreadsheet_cell
 from keyword_extractor.keywords import format_keywords
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -47,6 +48,7 @@ class QuestionFileError(ValueError):
 class Question:
     line: int  # where it starts in the file, 1-based, as an editor shows it
     text: str
+    fields: tuple[str, ...] = ()  # every cell of its row (.csv/.tsv), so a download keeps the other columns
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Questions:
 
     items: list[Question]
     blank: int = 0
+    columns: tuple[str, ...] = ()  # the file's header (.csv/.tsv); empty for .txt
 
     @property
     def texts(self) -> list[str]:
@@ -94,7 +97,7 @@ class QuestionFile:
         for line, fields in self.rows:
             text = _clean(fields[position])
             if text:
-                items.append(Question(line, text))
+                items.append(Question(line, text, tuple(fields) if self.columns else ()))
             else:
                 blank += 1
         where = f" in column '{column}'" if self.columns else ""
@@ -105,7 +108,7 @@ class QuestionFile:
                 f"{self.name} has {len(items):,} questions{where}; at most {max_questions:,} can be sent at once. "
                 "Split it into smaller files."
             )
-        return Questions(items, blank)
+        return Questions(items, blank, tuple(self.columns))
 
 
 def _clean(cell: str) -> str:
@@ -235,12 +238,22 @@ def too_long(questions: Questions, max_chars: int) -> str | None:
 
 
 def results_csv(questions: Questions, keywords: Sequence[Sequence[str]]) -> bytes:
-    """line, question, keywords (joined by ', ' like the data files), UTF-8 with BOM so that Excel keeps the Hangul."""
+    """line, the uploaded file's own columns (or `question` for .txt), keywords joined by ', ' like the data files.
+
+    UTF-8 with BOM so that Excel keeps the Hangul; every field quoted and every cell that a spreadsheet would
+    run as a formula prefixed with `'` (`files.spreadsheet_cell`): questions and keywords come from users.
+    """
+    columns = list(questions.columns) or ["question"]
+    keywords_column = "keywords"
+    while keywords_column in columns:  # the upload has its own 'keywords' column: keep it, add ours beside
+        keywords_column = f"extracted {keywords_column}"
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["line", "question", "keywords"])
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerow([spreadsheet_cell(name) for name in ["line", *columns, keywords_column]])
     for question, found in zip(questions.items, keywords, strict=True):
-        writer.writerow([question.line, question.text, format_keywords(found)])
+        cells = list(question.fields) if questions.columns else [question.text]
+        cells += [""] * (len(columns) - len(cells))  # a short row: its missing cells stay empty
+        writer.writerow([spreadsheet_cell(cell) for cell in [question.line, *cells, format_keywords(found)]])
     return buffer.getvalue().encode("utf-8-sig")
 
 

@@ -500,6 +500,31 @@ def test_question_count_and_length_limits():
     )
 
 
+def test_csv_download_keeps_the_uploads_columns_and_never_carries_a_formula():
+    upload = (
+        "id,category,question,keywords\r\n"
+        '7,관세,"=HYPERLINK(""http://x.example"",""면세"")",old\r\n'
+        "8,여행,@SUM(1+1) 면세한도는?,\r\n"
+        "9,일반,+82 번호로 관세 문의,\r\n"
+    ).encode()
+    questions = read_question_file("upload.csv", upload).questions("question")
+    keywords = [["=cmd|' /C calc'!A0"], ["-1+1", "면세한도"], ["관세"]]
+    rows = list(csv.reader(io.StringIO(results_csv(questions, keywords).decode("utf-8-sig"), newline="")))
+    assert rows[0] == ["line", "id", "category", "question", "keywords", "extracted keywords"]
+    assert rows[1] == [
+        "2",
+        "7",
+        "관세",
+        '\'=HYPERLINK("http://x.example","면세")',
+        "old",
+        "'=cmd|' /C calc'!A0",
+    ]
+    assert rows[2][3] == "'@SUM(1+1) 면세한도는?" and rows[2][5] == "'-1+1, 면세한도"
+    assert rows[3][1:] == ["9", "일반", "'+82 번호로 관세 문의", "", "관세"]
+    for row in rows:  # nothing a spreadsheet would evaluate
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row), row
+
+
 def test_results_as_csv_for_excel_and_as_jsonl():
     questions = Questions([Question(2, "관세, 환급?"), Question(5, "면세")])
     keywords = [["관세", "환급"], []]

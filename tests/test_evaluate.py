@@ -314,3 +314,11 @@ def test_prefect_task_publishes_the_report_and_headline(tiny_model_dir, tiny_tes
     assert kind == "table" and [row["system"] for row in rows] == ["model", "baseline"]
     assert rows[0]["f1"] == round(result["f1"], 4)
     assert "model F1" in done.stdout + done.stderr
+
+
+def test_predictions_tsv_never_carries_a_spreadsheet_formula():
+    from keyword_extractor.evaluate import _predictions_tsv
+
+    rows = [{"query": '=HYPERLINK("http://x.example") 면세?', "gold": "@SUM(A1)", "predicted": "-2+3", "line": 2}]
+    header, line = _predictions_tsv(rows).splitlines()
+    assert line.split("\t") == ['\'=HYPERLINK("http://x.example") 면세?', "'@SUM(A1)", "'-2+3", "2"]
