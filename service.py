@@ -37,6 +37,8 @@ settings of the model service (measured in benchmarks/README.md, "Serving"):
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -84,6 +86,15 @@ MAX_LATENCY_MS = _env_int("KEYWORD_MAX_LATENCY_MS", 60_000, 100, 600_000)
 MERGE_WAIT_MS = _env_int("KEYWORD_MERGE_WAIT_MS", 20, 0, 10_000)
 TIMEOUT_S = _env_int("KEYWORD_TIMEOUT_S", 60, 1, 3600)
 MAX_KEYWORDS, MAX_BEAMS = 10, 4
+# Where `bentoml serve` listens unless --host says otherwise: loopback, so that a model server is never
+# exposed by accident. KEYWORD_HOST=0.0.0.0 (or a container's `-e KEYWORD_HOST=0.0.0.0`) exposes it.
+HOST = str(ipaddress.ip_address(os.environ.get("KEYWORD_HOST", "127.0.0.1").strip()))
+# KEYWORD_API_TOKEN set: every route but the health and metrics probes needs `Authorization: Bearer <token>`.
+API_TOKEN = os.environ.get("KEYWORD_API_TOKEN", "").strip()
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+# Request bodies above this are refused with 413 before they are read (a batch of 256 questions of 1000
+# characters is about 800 KB of JSON).
+MAX_BODY_BYTES = _env_int("KEYWORD_MAX_BODY_BYTES", 2**20, 1024, 2**30)
 
 
 def _cores() -> int:
@@ -304,8 +315,35 @@ def readable_errors(detail: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _authorized(header: bytes) -> bool:
+    """Whether an Authorization header carries the API token (compared in constant time)."""
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), API_TOKEN.encode())
+
+
+async def _buffered_body(receive: Receive, limit: int) -> list[Message] | None:
+    """A body sent without Content-Length, read up to `limit` bytes; None as soon as it is longer."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body"):
+            return messages
+
+
 class RequestGuard:
-    """ASGI middleware on the public routes: JSON bodies only, and validation errors a person can read.
+    """ASGI middleware: the API token, the body size limit, JSON bodies only, readable validation errors.
+
+    - With KEYWORD_API_TOKEN set, a request to any route but the health and metrics probes without the
+      token is answered 401 before anything else happens.
+    - A body over KEYWORD_MAX_BODY_BYTES is answered 413 without being read: by its Content-Length, or,
+      for a chunked body, as soon as the bytes received pass the limit.
 
     - BentoML parses form and multipart bodies itself and answers a malformed one with 500 (it turns
       Starlette's 400 into 500): a body that is not JSON is refused here with 415.
@@ -321,10 +359,33 @@ class RequestGuard:
         self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+        headers = dict(scope["headers"])
+        if API_TOKEN and scope["path"] not in OPEN_PATHS and not _authorized(headers.get(b"authorization", b"")):
+            error = "missing or wrong API token: send 'Authorization: Bearer <KEYWORD_API_TOKEN>'"
+            response = JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        too_large = JSONResponse(
+            {"error": f"request body larger than {MAX_BODY_BYTES:,} bytes (KEYWORD_MAX_BODY_BYTES): send fewer texts"},
+            status_code=413,
+        )
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY_BYTES):
+            await too_large(scope, receive, send)
+            return
+        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            messages = await _buffered_body(receive, MAX_BODY_BYTES)
+            if messages is None:
+                await too_large(scope, receive, send)
+                return
+            receive = _replay(messages, receive)
+        if scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type not in self.ACCEPTED:
             message = f"unsupported Content-Type {content_type.decode('latin-1')!r}: send JSON (application/json)"
             await JSONResponse({"error": message}, status_code=415)(scope, receive, send)
@@ -360,10 +421,20 @@ class RequestGuard:
         await self.app(scope, receive, send_readable)
 
 
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out the buffered messages first, then whatever comes (a disconnect)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
 info_app = FastAPI(title="keyword-extractor model info", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@bentoml.service(workers=1, traffic={"timeout": TIMEOUT_S, "max_concurrency": 256})
+@bentoml.service(workers=1, traffic={"timeout": TIMEOUT_S, "max_concurrency": 256}, http={"host": HOST})
 @bentoml.asgi_app(info_app, path="/")
 class KeywordService:
     """Public API: validation, defaults and the answer's shape; inference is `KeywordModel`'s job."""

@@ -89,9 +89,16 @@ class ServerProcess:
 
 
 def start_bento(
-    target: str, env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT, deadline_s: float = 240
+    target: str,
+    env: dict[str, str],
+    log: Path,
+    cwd: Path = PROJECT_ROOT,
+    deadline_s: float = 240,
+    host: str | None = "127.0.0.1",
 ) -> ServerProcess:
     """`bentoml serve TARGET` on a free loopback port; returns once /readyz answers 200.
+
+    `host=None` passes no --host, so the service's own default decides (it is loopback too).
 
     /readyz is polled with a short client timeout: while the model service still loads, BentoML
     1.4 holds a /readyz request open (up to the traffic timeout) instead of answering 503.
@@ -99,7 +106,16 @@ def start_bento(
     port = free_port()
     with log.open("w") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                target,
+                *(["--host", host] if host else []),
+                "--port",
+                str(port),
+            ],
             cwd=cwd,
             env=env,
             stdout=handle,

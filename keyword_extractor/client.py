@@ -7,6 +7,7 @@ The client only speaks HTTP: it needs httpx, not torch or BentoML.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -118,9 +119,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def auth_headers() -> dict[str, str]:
+    """The service's bearer token when KEYWORD_API_TOKEN is set (the service then requires it)."""
+    token = os.environ.get("KEYWORD_API_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _client(base_url: str, timeout_s: float) -> httpx.Client:
     timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
-    return httpx.Client(base_url=normalize_url(base_url), timeout=timeout)
+    return httpx.Client(base_url=normalize_url(base_url), timeout=timeout, headers=auth_headers())
 
 
 def _base(client: httpx.Client) -> str:

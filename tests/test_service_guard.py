@@ -1,0 +1,93 @@
+"""The service safe to expose: loopback by default, an optional bearer token, bounded request bodies.
+
+A real `bentoml serve` of the tiny model, started without --host, with KEYWORD_API_TOKEN set and a small
+KEYWORD_MAX_BODY_BYTES; every request goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import psutil
+import pytest
+
+from keyword_extractor import client as service_client
+from keyword_extractor.bento_process import bentoml_env, import_model, start_bento, stop_bento
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "s3cret-token-for-tests"
+MAX_BODY_BYTES = 4096
+QUESTION = "여행자 휴대품 면세한도는 얼마인가요?"
+
+
+@pytest.fixture(scope="module")
+def guarded(talkative_model_dir, tmp_path_factory):
+    home = tmp_path_factory.mktemp("bentoml-guarded")
+    env = bentoml_env(home)
+    tag = import_model(talkative_model_dir, env, {"registered_model": "keyword-extractor"})
+    env.update(KEYWORD_MODEL_TAG=tag, KEYWORD_API_TOKEN=TOKEN, KEYWORD_MAX_BODY_BYTES=str(MAX_BODY_BYTES))
+    running = start_bento(".", env, home / "serve.log", host=None)  # no --host: the service's default
+    yield running
+    stop_bento(running)
+
+
+def _auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_without_host_it_listens_on_loopback_only(guarded):
+    port = httpx.URL(guarded.url).port
+    listening = {
+        connection.laddr.ip
+        for process in guarded.family()
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}
+
+
+def test_every_route_but_the_probes_needs_the_token(guarded):
+    body = {"text": QUESTION}
+    missing = httpx.post(f"{guarded.url}/extract", json=body, timeout=30)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert "KEYWORD_API_TOKEN" in missing.json()["error"]
+    assert httpx.post(f"{guarded.url}/extract", json=body, headers=_auth("wrong"), timeout=30).status_code == 401
+    assert httpx.get(f"{guarded.url}/model_info", timeout=30).status_code == 401
+    assert httpx.get(f"{guarded.url}/docs.json", timeout=30).status_code == 401
+    answered = httpx.post(f"{guarded.url}/extract", json=body, headers=_auth(), timeout=60)
+    assert answered.status_code == 200, answered.text
+    for probe in ("/livez", "/readyz", "/metrics"):
+        assert httpx.get(f"{guarded.url}{probe}", timeout=30).status_code == 200, probe
+
+
+def test_the_client_sends_the_token_from_the_environment(guarded, monkeypatch):
+    monkeypatch.setenv("KEYWORD_API_TOKEN", TOKEN)
+    assert service_client.model_info(guarded.url).model.name == "keyword-extractor"
+    assert isinstance(service_client.extract(guarded.url, QUESTION).keywords, list)
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(guarded):
+    texts = [QUESTION] * 200  # about 11 KB of JSON
+    declared = httpx.post(f"{guarded.url}/extract_batch", json={"texts": texts}, headers=_auth(), timeout=30)
+    assert declared.status_code == 413 and "KEYWORD_MAX_BODY_BYTES" in declared.json()["error"]
+
+    payload = json.dumps({"texts": texts}).encode()
+
+    def chunks():  # no Content-Length: sent chunked
+        for start in range(0, len(payload), 1024):
+            yield payload[start : start + 1024]
+
+    chunked = httpx.post(f"{guarded.url}/extract_batch", content=chunks(), headers=_auth(), timeout=30)
+    assert chunked.status_code == 413
+
+    small = json.dumps({"texts": texts[:3]}).encode()
+    fits = httpx.post(
+        f"{guarded.url}/extract_batch",
+        content=iter([small[:20], small[20:]]),
+        headers={**_auth(), "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert fits.status_code == 200, fits.text
+    assert len(fits.json()["keywords"]) == 3
