@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -131,6 +133,68 @@ def promotion_decision(
     return False, f"F1 {f1:.4f} < champion v{champion_version} {champion_f1:.4f} + margin {margin}: not promoted"
 
 
+DECISION_TAG = "promotion_decision"  # set last: a version without it is a registration to finish
+LOCK_TIMEOUT_S = 300
+
+
+def _lock_path(tracking_uri: str) -> Path | None:
+    """The lock file beside an embedded store (SQLite or a file store); None for a tracking server."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).with_suffix(".registry.lock")
+    if tracking_uri.startswith("file://") or "://" not in tracking_uri:
+        return Path(tracking_uri.removeprefix("file://")) / ".registry.lock"
+    return None
+
+
+@contextmanager
+def registry_lock(tracking_uri: str | None = None):
+    """One registration at a time per embedded store, across processes (retries, concurrent runs).
+
+    With a tracking server there is no shared file: `register` then re-reads after registering and the
+    later of two versions of the same run gives way (`_settle_duplicates`).
+    """
+    path = _lock_path(tracking_uri or mlflow.get_tracking_uri())
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=LOCK_TIMEOUT_S):
+        yield
+
+
+def _settle_duplicates(client: MlflowClient, run_id: str, version: str) -> str:
+    """If a concurrent registration of the same run made a version too, keep the oldest and drop the other."""
+    versions = sorted(
+        (str(v.version) for v in client.search_model_versions(f"name='{REGISTERED_MODEL}' and run_id='{run_id}'")),
+        key=int,
+    )
+    if versions and versions[0] != version:
+        log.warning("run %s was registered concurrently as v%s; dropping v%s", run_id, versions[0], version)
+        client.delete_model_version(REGISTERED_MODEL, version)
+        return versions[0]
+    return version
+
+
+def _finished(client: MlflowClient, version: str, run_id: str, f1: float, baseline_f1: float) -> Registration:
+    """The outcome of a registration that completed earlier (same run), read back from the registry."""
+    stored = client.get_model_version(REGISTERED_MODEL, version)
+    aliases = set(stored.aliases)
+    log.info("run %s is already registered as v%s; not creating another version", run_id, version)
+    return Registration(
+        REGISTERED_MODEL,
+        version,
+        run_id,
+        CHAMPION if CHAMPION in aliases else CHALLENGER,
+        CHAMPION in aliases,
+        stored.tags[DECISION_TAG],
+        f1,
+        baseline_f1,
+        None,
+        None,
+        created=False,
+    )
+
+
 def register(
     run_id: str,
     model_dir: str | Path,
@@ -145,48 +209,55 @@ def register(
     """Register the run's model (once), mark it challenger, and promote it if it earns it.
 
     `baseline_f1`: the Kiwi baseline's F1 on the same test set, measured in the same run.
+
+    Safe to retry and to run concurrently: the whole read-compare-set runs under `registry_lock`, a run
+    already registered gets no second version, and a version whose registration stopped half-way (no
+    `promotion_decision` tag yet: the aliases or tags were never set) is finished, gate included, so the
+    end state is that of a clean run.
     """
     client = MlflowClient()
-    existing = _existing_version(client, run_id)
-    if existing is not None:
-        version = client.get_model_version(REGISTERED_MODEL, existing)
-        aliases = set(version.aliases)
-        log.info("run %s is already registered as v%s; not creating another version", run_id, existing)
-        return Registration(
-            REGISTERED_MODEL,
-            existing,
-            run_id,
-            CHAMPION if CHAMPION in aliases else CHALLENGER,
-            CHAMPION in aliases,
-            version.tags.get("promotion_decision", "already registered"),
-            f1,
-            baseline_f1,
-            None,
-            None,
-            created=False,
-        )
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        model_uri = log_pyfunc_model(model_dir)
-    tags = {"test_digest": test_digest, "test_f1": str(f1), "baseline_f1": str(baseline_f1)}
-    version = mlflow.register_model(model_uri, REGISTERED_MODEL, tags=tags)
-    champion = _current_champion(client)
-    champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
-    promoted, decision = promotion_decision(
-        f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
-    )
-    client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
-    if promoted:
-        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version.version)
-    client.set_model_version_tag(REGISTERED_MODEL, version.version, "promotion_decision", decision)
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        mlflow.log_params({"registry.version": version.version, "registry.decision": decision[:500]})
-        if champion_f1 is not None:
-            mlflow.log_metric("registry.champion_f1_before", champion_f1)
-        mlflow.log_metric("registry.promoted", float(promoted))
-    log.info("registered %s v%s: %s", REGISTERED_MODEL, version.version, decision)
+    with registry_lock():
+        existing = _existing_version(client, run_id)
+        if existing is not None and DECISION_TAG in client.get_model_version(REGISTERED_MODEL, existing).tags:
+            return _finished(client, existing, run_id, f1, baseline_f1)
+        if existing is None:
+            with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+                model_uri = log_pyfunc_model(model_dir)
+            tags = {"test_digest": test_digest, "test_f1": str(f1), "baseline_f1": str(baseline_f1)}
+            version = _settle_duplicates(
+                client, run_id, str(mlflow.register_model(model_uri, REGISTERED_MODEL, tags=tags).version)
+            )
+            created = True
+        else:
+            log.info(
+                "run %s was registered as v%s, but its registration did not finish: finishing it", run_id, existing
+            )
+            version, created = existing, False
+        champion = _current_champion(client)
+        champion_f1 = None
+        if champion is not None and str(champion.version) == version:  # the stopped attempt had promoted it
+            promoted, decision = True, f"promoted (F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}); finished on retry"
+            champion = None
+        else:
+            champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
+            promoted, decision = promotion_decision(
+                f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
+            )
+        client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version)
+        if promoted:
+            client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+        logged = client.get_run(run_id).data.params  # a stopped attempt may have logged them: never change a param
+        params = {"registry.version": version, "registry.decision": decision[:500]}
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            mlflow.log_params({key: value for key, value in params.items() if key not in logged})
+            if champion_f1 is not None:
+                mlflow.log_metric("registry.champion_f1_before", champion_f1)
+            mlflow.log_metric("registry.promoted", float(promoted))
+        client.set_model_version_tag(REGISTERED_MODEL, version, DECISION_TAG, decision)  # last: marks it done
+    log.info("registered %s v%s: %s", REGISTERED_MODEL, version, decision)
     return Registration(
         REGISTERED_MODEL,
-        str(version.version),
+        version,
         run_id,
         CHAMPION if promoted else CHALLENGER,
         promoted,
@@ -195,5 +266,5 @@ def register(
         baseline_f1,
         str(champion.version) if champion else None,
         champion_f1,
-        created=True,
+        created=created,
     )

@@ -245,3 +245,80 @@ def test_mlflow_ui_serves_the_store_the_pipeline_wrote(store, tiny_model_dir):
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
+
+
+def test_a_retried_registration_finishes_what_the_first_attempt_left(store, tiny_model_dir, monkeypatch):
+    """A failure after the version exists but before its aliases: the retry gates and promotes, as a clean run."""
+    client = MlflowClient()
+    registry.register(new_run("old"), tiny_model_dir, 0.60, "digest-1", baseline_f1=0.5)
+    original = MlflowClient.set_registered_model_alias
+    failures = []
+
+    def locked_once(self, name, alias, version):
+        if not failures:
+            failures.append(alias)
+            raise mlflow.exceptions.MlflowException("(sqlite3.OperationalError) database is locked")
+        return original(self, name, alias, version)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", locked_once)
+    run_id = new_run("better")
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        registry.register(run_id, tiny_model_dir, 0.70, "digest-1", baseline_f1=0.5)
+    assert client.get_model_version(registry.REGISTERED_MODEL, "2").aliases == []  # stopped half-way
+    retried = registry.register(run_id, tiny_model_dir, 0.70, "digest-1", baseline_f1=0.5)
+    assert (retried.version, retried.alias, retried.promoted, retried.created) == ("2", "champion", True, False)
+    assert retried.champion_version == "1" and retried.champion_f1 == 0.60
+    version = client.get_model_version(registry.REGISTERED_MODEL, "2")
+    assert set(version.aliases) == {"champion", "challenger"} and version.tags["promotion_decision"] == retried.decision
+    assert len(client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")) == 2
+    again = registry.register(run_id, tiny_model_dir, 0.70, "digest-1", baseline_f1=0.5)
+    assert (again.version, again.alias, again.created, again.decision) == ("2", "champion", False, retried.decision)
+
+
+REGISTER_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from keyword_extractor import registry, tracking
+tracking.configure()
+go = Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.01)
+outcome = registry.register(sys.argv[1], sys.argv[2], float(sys.argv[4]), "digest-1", baseline_f1=0.5)
+print(json.dumps(outcome.as_dict()))
+"""
+
+
+def test_two_processes_registering_at_once_make_one_version_and_one_champion(store, tiny_model_dir, tmp_path):
+    """Real processes, one SQLite store: the same run twice, and a second run at the same moment."""
+    same, other = new_run("same"), new_run("other")
+    go = tmp_path / "go"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    jobs = [(same, "0.70"), (same, "0.70"), (other, "0.80")]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER_SCRIPT, run_id, str(tiny_model_dir), str(go), f1],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run_id, f1 in jobs
+    ]
+    time.sleep(3)  # all three are waiting for the signal
+    go.touch()
+    outcomes = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    client = MlflowClient()
+    versions = client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")
+    by_run = {}
+    for version in versions:
+        by_run.setdefault(version.run_id, []).append(str(version.version))
+    assert sorted(map(len, by_run.values())) == [1, 1]  # one version per run, however many registered it
+    assert outcomes[0]["version"] == outcomes[1]["version"] == by_run[same][0]
+    champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion")
+    assert champion.run_id == other  # 0.80 beats 0.70 whatever the order: no lost update in the gate
+    for version in versions:
+        assert "promotion_decision" in version.tags
