@@ -48,7 +48,12 @@ class PipelineSummary(BaseModel):
 
     def next_steps(self) -> list[str]:
         """The commands that show this run's result: runs in MLflow, the Bento over HTTP, the app."""
-        serve = f"bentoml serve {self.bento_tag}" if self.bento_tag else "bentoml serve  # from the project directory"
+        if self.bento_tag:
+            serve = f"bentoml serve {self.bento_tag}"
+        elif self.alias != "champion":
+            serve = "bentoml serve  # serves the last Bento built, if any: this run's model was not promoted"
+        else:
+            serve = "bentoml serve  # from the project directory"
         return [tracking.ui_command(), serve, "streamlit run app.py"]
 
 

@@ -127,6 +127,8 @@ def test_a_model_below_the_baseline_is_not_promoted_and_no_bento_is_built(tmp_pa
     assert summary["promotion"].startswith("model below baseline: not promoted")
     assert "Finished in state NotPromoted('model below baseline: not promoted" in logs
     assert "not promoted: model below baseline" in logs  # the flow's own warning line
+    pointers = result.stdout[result.stdout.rindex("Look at the result:") :]
+    assert "this run's model was not promoted" in pointers  # no `bentoml serve <tag>` of a Bento never built
     client = MlflowClient(tracking_uri=tracking.sqlite_uri(tmp_path / "mlflow.db"))
     version = client.get_model_version("keyword-extractor", "1")
     assert version.aliases == ["challenger"] and float(version.tags["baseline_f1"]) == summary["baseline_f1"]
