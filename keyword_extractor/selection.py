@@ -8,7 +8,6 @@ exported model will, and logs `val_f1`; the best checkpoint and early stopping f
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -18,7 +17,6 @@ from pytorch_lightning.callbacks import Callback
 from keyword_extractor.artifact import InferenceSettings
 from keyword_extractor.metrics import score
 
-log = logging.getLogger("keyword_extractor.train")
 VAL_F1 = "val_f1"
 
 
@@ -38,12 +36,14 @@ class ValidationKeywordF1(Callback):
         self.questions = list(questions)
         self.golds = [list(gold) for gold in golds]
         self.settings = settings
-        self.history: list[float] = []
+        self._extractor = None  # built on first use and kept: Kiwi and the vocabulary index load once per run
 
     def measure(self, model) -> float:
         from keyword_extractor.inference import KeywordExtractor
 
-        extractor = KeywordExtractor.from_loaded(model, self.tokenizer, self.settings)
+        if self._extractor is None or self._extractor.model is not model:
+            self._extractor = KeywordExtractor.from_loaded(model, self.tokenizer, self.settings)
+        extractor = self._extractor
         was_training = model.training
         model.eval()
         try:
@@ -57,5 +57,4 @@ class ValidationKeywordF1(Callback):
         if trainer.sanity_checking or not self.questions:
             return
         f1 = self.measure(module.model)
-        self.history.append(f1)
         module.log(VAL_F1, f1, prog_bar=True, sync_dist=False, rank_zero_only=False)
