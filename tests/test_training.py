@@ -253,3 +253,15 @@ def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path)
     for epoch, (loss, f1) in logged.items():
         assert loss == pytest.approx(epoch_loss[epoch], abs=1e-4), epoch
         assert f1 == pytest.approx(epoch_f1[epoch], abs=1e-4), epoch
+
+
+def test_bf16_mixed_precision_trains_with_gradient_clipping(tmp_path):
+    """The default on a bf16 GPU: Lightning cannot clip a fused optimizer's gradients under mixed precision."""
+    result = run_module(
+        "keyword_extractor.train",
+        *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
+        *("--limit-train-rows", "32", "--epochs", "1", "--val-f1-rows", "4", "--tiny-vocab-size", "600"),
+        *("--accelerator", "cpu", "--precision", "bf16-mixed", "--gradient-clip", "1.0"),
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "model" / SETTINGS_FILE).is_file()

@@ -1,0 +1,51 @@
+"""benchmarks/gpu_check.sh in its CPU dry-run mode: every step runs and the report holds its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+
+def test_gpu_check_dry_run_runs_every_step_and_writes_its_report(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["dry_run"] is True
+    assert [s["step"] for s in report["steps"]] == [
+        "setup",
+        "kobart",
+        "train_b2",
+        "finetune",
+        "serve_kobart",
+        "serve_tiny",
+    ]
+    assert all(s["status"] == "passed" for s in report["steps"])
+    throughput = report["training_throughput"]["train_b2"]
+    assert throughput["environment"]["precision"] == "bf16"
+    assert throughput["dynamic_padding"]["tokens_per_sample"] < throughput["pad_to_512"]["tokens_per_sample"]
+    assert report["finetune"]["epochs_run"] == 1
+    served = report["serving"]["serve_tiny"]["runs"]
+    assert [r["questions_per_call"] for r in served] == [1, 16]
+    assert all(r["questions_per_s"] > 0 and "f1" in r for r in served)
+    markdown = (tmp_path / "gpu_check.md").read_text()
+    assert "Training throughput" in markdown and "| serve_tiny | passed |" in markdown
+
+
+def test_gpu_check_refuses_unknown_arguments():
+    result = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--bogus"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "unknown argument --bogus" in result.stderr
