@@ -53,11 +53,15 @@ class KeywordExtractor:
         self,
         model_dir: str | Path,
         device: str | None = None,
-        half_precision_on_gpu: bool = True,
+        half_precision_on_gpu: bool = False,
         quantize: str | None = None,
         greedy_loop: bool = True,
     ):
         """`quantize`: "int8" or "" (off); None means the model directory's setting (off unless stored).
+
+        `half_precision_on_gpu`: bf16 (fp16 without bf16) weights on CUDA. Off by default: on an H200 it
+        decoded KoBART-size models no faster than fp32 (0.73–0.88×) and changed 2–6 of 297 answers
+        (benchmarks/README.md, "GPU check").
 
         `greedy_loop`: decode greedy requests with `keyword_extractor.greedy` where the model's generation
         config allows it (the same answers, faster); False always uses `generate`.

@@ -89,9 +89,11 @@ def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_d
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_quantization_is_ignored_on_gpu_where_half_precision_is_used(talkative_model_dir):
+def test_quantization_is_ignored_on_gpu_which_decodes_fp32_unless_asked(talkative_model_dir):
     extractor = KeywordExtractor(talkative_model_dir, device="cuda", quantize="int8")
     assert extractor.quantize == "" and quantized_linears(extractor) == 0
-    assert next(extractor.model.parameters()).dtype in (torch.bfloat16, torch.float16)
-    answers = extractor.extract(QUESTIONS)
-    assert all(is_grounded(k, q) for q, keywords in zip(QUESTIONS, answers) for k in keywords)
+    assert next(extractor.model.parameters()).dtype == torch.float32
+    half = KeywordExtractor(talkative_model_dir, device="cuda", half_precision_on_gpu=True)
+    assert next(half.model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    for answers in (extractor.extract(QUESTIONS), half.extract(QUESTIONS)):
+        assert all(is_grounded(k, q) for q, keywords in zip(QUESTIONS, answers) for k in keywords)
