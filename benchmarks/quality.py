@@ -2,8 +2,10 @@
 
     python -m benchmarks.quality --model-dir artifacts/runs/RUN/train/model --data data/test.tsv
 
-Also counts, per mode, the keywords that cut a Kiwi word (not a candidate span of their question:
-`morphology.candidate_spans`), and the F1 on customs and general questions (`keyword_extractor.domains`).
+With a span selector in the model directory (keyword_extractor.span_selector) the seq2seq model's own
+answers get a row of their own. Also counts, per mode, the keywords that cut a Kiwi word (not a
+candidate span of their question: `morphology.candidate_spans`), and the F1 on customs and general
+questions (`keyword_extractor.domains`).
 Use a validation split of data/train.tsv to choose settings; data/test.tsv is for quoting results.
 """
 
@@ -51,9 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     print("| system | F1 | precision | recall | customs F1 | general F1 | keywords cutting a Kiwi word |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(_row("Kiwi baseline", golds, KiwiNounPhraseBaseline().extract_batch(queries), queries, spans, domains))
+    if extractor.selector is not None:
+        preds = extractor.extract(queries, select_spans=False)
+        print(_row("seq2seq alone (no span selector), morphemes", golds, preds, queries, spans, domains))
     for grounding in GROUNDING_MODES:
         preds = extractor.extract(queries, grounding=grounding)
-        print(_row(f"model, grounding={grounding}", golds, preds, queries, spans, domains))
+        selected = " + span selector" if grounding == "morphemes" and extractor.selector is not None else ""
+        print(_row(f"model, grounding={grounding}{selected}", golds, preds, queries, spans, domains))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from collections.abc import Iterable, Sequence
 
 from kiwipiepy import Kiwi, Token
 
+from keyword_extractor.baselines import noun_phrases
 from keyword_extractor.keywords import normalize
 from keyword_extractor.morphology import candidate_spans
+from keyword_extractor.span_features import ParsedQuestion
 
 
 class QuestionAnalyser:
@@ -27,7 +29,7 @@ class QuestionAnalyser:
             raise ValueError(f"num_workers must be -1 (all cores) or at least 1, got {num_workers}")
         self.kiwi = Kiwi(num_workers=num_workers)
         self.cache_size = cache_size
-        self._cache: dict[str, tuple[str, ...]] = {}
+        self._cache: dict[str, ParsedQuestion] = {}
         self._lock = threading.Lock()  # one Kiwi, callers on several threads (the service's workers)
 
     def analyse(self, texts: Sequence[str]) -> list[list[Token]]:
@@ -40,22 +42,31 @@ class QuestionAnalyser:
             analysed[index] = tokens
         return analysed
 
-    def spans_batch(self, questions: Iterable[str]) -> list[tuple[str, ...]]:
-        """Each question's candidate spans (normalised here); one Kiwi call for the questions not seen before."""
+    def parse_batch(self, questions: Iterable[str]) -> list[ParsedQuestion]:
+        """Each question normalised, with its tokens, candidate spans and the noun-phrase rule's keywords.
+
+        One Kiwi call for the questions not seen before.
+        """
         normalized = [normalize(question) for question in questions]
         with self._lock:
             known = {text: self._cache[text] for text in set(normalized) if text in self._cache}
         fresh = [text for text in dict.fromkeys(normalized) if text and text not in known]
         for text, tokens in zip(fresh, self.analyse(fresh), strict=True):
-            known[text] = candidate_spans(text, tokens)
+            known[text] = ParsedQuestion(
+                text, tuple(tokens), candidate_spans(text, tokens), tuple(noun_phrases(text, tokens))
+            )
             self._remember(text, known[text])
-        return [known.get(text, ()) for text in normalized]
+        return [known.get(text) or ParsedQuestion(text, (), (), ()) for text in normalized]
+
+    def spans_batch(self, questions: Iterable[str]) -> list[tuple[str, ...]]:
+        """Each question's candidate spans (normalised here)."""
+        return [parsed.spans for parsed in self.parse_batch(questions)]
 
     def spans(self, question: str) -> tuple[str, ...]:
         return self.spans_batch([question])[0]
 
-    def _remember(self, text: str, spans: tuple[str, ...]) -> None:
+    def _remember(self, text: str, parsed: ParsedQuestion) -> None:
         with self._lock:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[text] = spans
+            self._cache[text] = parsed

@@ -248,6 +248,7 @@ class KeywordDataModule(pl.LightningDataModule):
         self.train_set: EncodedPairs | None = None
         self.val_set: EncodedPairs | None = None
         self.val_rows: pd.DataFrame | None = None
+        self.train_rows: pd.DataFrame | None = None
         self.denoise_set: EncodedPairs | None = None
         self.labelled_rows = 0
 
@@ -262,6 +263,7 @@ class KeywordDataModule(pl.LightningDataModule):
         else:
             train, val = split_train_val(train, self.val_fraction, self.seed)
         self.labelled_rows = len(train)  # the file's rows come first in train_set, substituted copies after
+        self.train_rows = train  # the raw training rows, before substituted copies (the span selector's data)
         if self.augment_copies:
             extra = substitute_keywords(train, self.augment_copies, seed=self.seed)
             train = pd.concat([train, extra], ignore_index=True)

@@ -16,6 +16,7 @@ from keyword_extractor.data import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
+from keyword_extractor.span_selector import SpanSelector
 
 log = logging.getLogger(__name__)
 QUANTIZE_MODES = ("", "int8")
@@ -84,6 +85,7 @@ class KeywordExtractor:
             model = quantize_int8(model)
         self._assemble(model, tokenizer, settings, device_, greedy_loop)
         self.quantize = quantize
+        self.selector = SpanSelector.load(self.model_dir)
 
     @classmethod
     def from_loaded(
@@ -94,6 +96,7 @@ class KeywordExtractor:
         extractor.model_dir = None
         extractor._assemble(model, tokenizer, settings, next(model.parameters()).device, greedy_loop)
         extractor.quantize = ""
+        extractor.selector = None
         return extractor
 
     def _assemble(
@@ -192,12 +195,15 @@ class KeywordExtractor:
         filter_ungrounded: bool | None = None,
         grounding: str | None = None,
         batch_size: int | None = None,
+        select_spans: bool = True,
     ) -> list[list[str]]:
         """Keywords per question, in input order; every list is clean, deduplicated and capped.
 
         `grounding` ("morphemes", "substrings", "off"; default the model's) constrains decoding. Under
         "morphemes" every keyword decoding finishes is a candidate span; one that `max_new_tokens` cut short
-        is dropped. Otherwise `filter_ungrounded` drops keywords that do not occur in the question.
+        is dropped, and the model directory's span selector (if it has one; `select_spans=False` skips it)
+        makes the final choice among the candidate spans, the decoded answer among its evidence.
+        Otherwise `filter_ungrounded` drops keywords that do not occur in the question.
         """
         s = self.settings
         num_beams = num_beams or s.num_beams
@@ -206,7 +212,8 @@ class KeywordExtractor:
         filter_ungrounded = s.filter_ungrounded if filter_ungrounded is None else filter_ungrounded
         grounding = check_grounding(grounding or s.grounding)
         batch_size = batch_size or s.batch_size
-        spans = self.candidate_spans(questions) if grounding == "morphemes" else None
+        parsed = self.analyser.parse_batch(questions) if grounding == "morphemes" else None
+        spans = None if parsed is None else [question.spans for question in parsed]
         order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
         results: list[list[str]] = [[] for _ in questions]
         for start in range(0, len(order), batch_size):
@@ -222,6 +229,8 @@ class KeywordExtractor:
                 elif filter_ungrounded:
                     keywords = [k for k in keywords if is_grounded(k, questions[index])]
                 results[index] = keywords[:max_keywords]
+        if parsed is not None and select_spans and self.selector is not None:
+            results = self.selector.select(parsed, results, max_keywords)
         return results
 
     def extract_one(self, question: str, **options) -> list[str]:

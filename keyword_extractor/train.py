@@ -196,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         "only whole spans of the question's Kiwi words, 'substrings' any substring, 'off' anything",
     )
     run.add_argument(
+        "--span-selector",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the span selector (keyword_extractor.span_selector) after training and store it with the "
+        "model: it chooses the final keywords among the candidate spans, the model's answer among its evidence "
+        "(morpheme grounding only)",
+    )
+    run.add_argument(
         "--max-new-tokens",
         type=int,
         default=48,
@@ -290,6 +298,7 @@ class TrainResult:
     resumed_from: str | None
     quantize: str = ""  # CPU serving precision stored with the model ("int8" or "")
     int8_check: dict | None = None  # the validation measurement behind it (cpu_precision.Int8Check)
+    span_selector: dict | None = None  # validation F1 of the seq2seq model alone and with the span selector
 
 
 def build_trainer(
@@ -351,6 +360,47 @@ def choose_cpu_precision(args: argparse.Namespace, model_dir: Path, datamodule: 
     store_cpu_precision(model_dir, check.quantize, check)
     log.info("%s, %.1fs", check.describe(), check.seconds)
     return check
+
+
+def fit_span_selector(args: argparse.Namespace, model_dir: Path, datamodule: KeywordDataModule) -> dict | None:
+    """Fit the span selector (keyword_extractor.span_selector) and store it in the exported directory.
+
+    Its scorer learns from the training rows, its combiner from the exported model's answers on the
+    validation rows. Returns its validation report, or None when it is off or could not be fitted.
+    """
+    if not args.span_selector or args.grounding != "morphemes":
+        return None
+    from keyword_extractor import span_selector
+    from keyword_extractor.inference import KeywordExtractor
+
+    started = time.time()
+    extractor = KeywordExtractor(model_dir)
+    train_rows, val_rows = datamodule.train_rows, datamodule.val_rows
+    val_questions = val_rows["query"].tolist()
+    selector = span_selector.fit(
+        extractor.analyser.parse_batch(train_rows["query"].tolist()),
+        [clean_keywords(parse_keywords(cell)) for cell in train_rows["keyword"]],
+        extractor.analyser.parse_batch(val_questions),
+        [clean_keywords(parse_keywords(cell)) for cell in val_rows["keyword"]],
+        extractor.extract(val_questions, select_spans=False),
+        limit=extractor.settings.max_keywords,
+        seed=args.seed,
+    )
+    if selector is None:
+        return None
+    selector.save(model_dir)
+    log.info("span selector stored in %s (%.1fs)", model_dir, time.time() - started)
+    return selector.report
+
+
+def log_metrics(loggers: list[Logger], metrics: dict[str, float]) -> None:
+    """Metrics measured after training (the span selector's) into the MLflow run, next to the losses."""
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            for name, value in metrics.items():
+                logger.experiment.log_metric(logger.run_id, name, value)
 
 
 def log_int8_check(loggers: list[Logger], check: Int8Check) -> None:
@@ -433,6 +483,9 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
     from keyword_extractor.export import export_checkpoint
 
     model_dir = export_checkpoint(best, output_dir / "model", inference)
+    selector_report = fit_span_selector(args, model_dir, datamodule)
+    if selector_report:
+        log_metrics(loggers, {k: v for k, v in selector_report.items() if k.startswith("val_f1")})
     int8_check = choose_cpu_precision(args, model_dir, datamodule)
     if int8_check:
         log_int8_check(loggers, int8_check)
@@ -447,6 +500,7 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         resumed_from=resume_from,
         quantize=InferenceSettings.load(model_dir).quantize,
         int8_check=int8_check.as_dict() if int8_check else None,
+        span_selector=selector_report,
     )
     (output_dir / SUMMARY_FILE).write_text(json.dumps(result.__dict__, indent=2))
     print(f"exported model to {result.model_dir} (best {args.select_by} {best_score}, {result.seconds}s)")

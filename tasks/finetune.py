@@ -80,6 +80,7 @@ class FineTuneResult(BaseModel):
     output_dir: str
     quantize: str = ""
     int8_check: dict | None = None
+    span_selector: dict | None = None
 
 
 class TrainingFailed(RuntimeError):

@@ -1,0 +1,241 @@
+"""The second stage of the keyword model: choosing among a question's candidate spans.
+
+The seq2seq model, trained from scratch on a few thousand questions, decodes whole candidate spans
+(morpheme grounding) but chooses among them less well than a rule that has seen the whole language
+(the Kiwi baseline). The selector learns the choice from the training questions:
+
+1. a gradient-boosted scorer over `span_features` (corpus keep rates, Kiwi tags, shape, the rule's
+   pick), fitted on the training split with every row's own counts left out;
+2. a logistic combiner of that score with the seq2seq model's answer (is the span in it, at which
+   rank), fitted on the validation split, which the seq2seq model never trained on;
+3. a threshold and whether to drop spans nested in a chosen one, picked by cross-validated F1 on the
+   validation split.
+
+Both stages travel in the model directory (`span_selector.json`, `span_selector.skops`: skops, which
+loads only the types it is told to trust, not pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keyword_extractor.files import write_atomic
+from keyword_extractor.metrics import score
+from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "span_selector.json"
+SCORER_FILE = "span_selector.skops"
+TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+THRESHOLDS = tuple(round(0.25 + 0.05 * step, 2) for step in range(8))
+MIN_VALIDATION_QUESTIONS = 20
+FORMAT_VERSION = 1
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, 1e-4, 1 - 1e-4)
+    return np.log(clipped / (1 - clipped))
+
+
+def _combiner_inputs(spans: Sequence[str], scores: np.ndarray, model_keywords: Sequence[str]) -> np.ndarray:
+    """[logit of the scorer, span in the model's answer, its rank there (0: absent), the product]."""
+    rank = np.array([model_keywords.index(s) + 1 if s in model_keywords else 0 for s in spans], dtype=float)
+    chosen = (rank > 0).astype(float)
+    logit = _logit(scores)
+    return np.column_stack([logit, chosen, rank, chosen * logit])
+
+
+def choose(
+    question: ParsedQuestion, scored: Sequence[tuple[str, float]], threshold: float, drop_nested: bool, limit: int
+) -> list[str]:
+    """Spans above the threshold, best first (skipping ones nested in a kept span), in question order."""
+    kept: list[str] = []
+    for span, probability in sorted(scored, key=lambda pair: -pair[1]):
+        if probability <= threshold:
+            break
+        if drop_nested and any(span in other or other in span for other in kept):
+            continue
+        kept.append(span)
+    kept.sort(key=question.text.find)
+    return kept[:limit]
+
+
+@dataclass
+class SpanSelector:
+    counts: SpanCounts
+    scorer: object  # sklearn HistGradientBoostingClassifier
+    combiner: tuple[list[float], float] | None  # (weights, bias) over _combiner_inputs; None: scorer alone
+    threshold: float
+    drop_nested: bool
+    report: dict
+
+    def span_probabilities(
+        self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]]
+    ) -> list[list[tuple[str, float]]]:
+        """Every candidate span of every question with its probability of being a keyword."""
+        results: list[list[tuple[str, float]]] = []
+        for question, answer in zip(parsed, model_keywords, strict=True):
+            spans, rows = span_features(question, self.counts)
+            if not spans:
+                results.append([])
+                continue
+            scores = self.scorer.predict_proba(np.asarray(rows))[:, 1]
+            if self.combiner is not None:
+                weights, bias = self.combiner
+                z = _combiner_inputs(spans, scores, list(answer)) @ np.asarray(weights) + bias
+                scores = 1 / (1 + np.exp(-z))
+            results.append(list(zip(spans, scores.tolist(), strict=True)))
+        return results
+
+    def select(
+        self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]], limit: int
+    ) -> list[list[str]]:
+        return [
+            choose(question, scored, self.threshold, self.drop_nested, limit)
+            for question, scored in zip(parsed, self.span_probabilities(parsed, model_keywords), strict=True)
+        ]
+
+    def save(self, model_dir: str | Path) -> None:
+        import skops.io
+
+        model_dir = Path(model_dir)
+        write_atomic(model_dir / SCORER_FILE, skops.io.dumps(self.scorer))
+        settings = {
+            "format_version": FORMAT_VERSION,
+            "threshold": self.threshold,
+            "drop_nested": self.drop_nested,
+            "combiner": None if self.combiner is None else {"weights": self.combiner[0], "bias": self.combiner[1]},
+            "report": self.report,
+            "counts": self.counts.to_dict(),
+        }
+        write_atomic(model_dir / SETTINGS_FILE, json.dumps(settings, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> SpanSelector | None:
+        """The directory's selector, or None when it has none (trained without, or before it existed)."""
+        import skops.io
+
+        model_dir = Path(model_dir)
+        if not (model_dir / SETTINGS_FILE).is_file():
+            return None
+        stored = json.loads((model_dir / SETTINGS_FILE).read_text())
+        if stored.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{model_dir / SETTINGS_FILE}: format {stored.get('format_version')}, expected 1")
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        scorer = skops.io.load(model_dir / SCORER_FILE, trusted=TRUSTED_TYPES)
+        if not isinstance(scorer, HistGradientBoostingClassifier):
+            found = type(scorer).__name__
+            raise TypeError(f"{model_dir / SCORER_FILE} holds a {found}, not a HistGradientBoostingClassifier")
+        combiner = stored["combiner"]
+        return cls(
+            counts=SpanCounts.from_dict(stored["counts"]),
+            scorer=scorer,
+            combiner=None if combiner is None else (combiner["weights"], combiner["bias"]),
+            threshold=stored["threshold"],
+            drop_nested=stored["drop_nested"],
+            report=stored.get("report", {}),
+        )
+
+
+def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], counts: SpanCounts, seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features, labels = [], []
+    for question, gold in zip(parsed, golds, strict=True):
+        spans, rows = span_features(question, counts, gold)
+        features.extend(rows)
+        labels.extend(span in gold for span in spans)
+    if len(set(labels)) < 2:
+        return None
+    scorer = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed)
+    return scorer.fit(np.asarray(features), np.asarray(labels))
+
+
+def _best_rule(
+    parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], scored: list[list[tuple[str, float]]], limit: int
+) -> tuple[float, float, bool]:
+    """(F1, threshold, drop_nested) that score best on these questions."""
+    best = (-1.0, 0.5, True)
+    for threshold in THRESHOLDS:
+        for drop_nested in (False, True):
+            answers = [choose(q, s, threshold, drop_nested, limit) for q, s in zip(parsed, scored, strict=True)]
+            best = max(best, (score(golds, answers).f1, threshold, drop_nested))
+    return best
+
+
+def fit(
+    train: Sequence[ParsedQuestion],
+    train_golds: Sequence[Sequence[str]],
+    val: Sequence[ParsedQuestion],
+    val_golds: Sequence[Sequence[str]],
+    val_model_keywords: Sequence[Sequence[str]],
+    limit: int,
+    seed: int = 42,
+) -> SpanSelector | None:
+    """Fit both stages; None when the data cannot support it (one class only, too few questions)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    counts = SpanCounts.count(train, train_golds)
+    scorer = _fit_scorer(train, train_golds, counts, seed)
+    if scorer is None or len(val) < MIN_VALIDATION_QUESTIONS:
+        log.info("span selector not fitted: %d training and %d validation questions", len(train), len(val))
+        return None
+    alone = SpanSelector(counts, scorer, None, 0.5, True, {})
+    scored = alone.span_probabilities(val, val_model_keywords)
+    inputs = [
+        _combiner_inputs([s for s, _ in pairs], np.array([p for _, p in pairs]), list(answer))
+        for pairs, answer in zip(scored, val_model_keywords, strict=True)
+    ]
+    labels = [np.array([s in gold for s, _ in pairs]) for pairs, gold in zip(scored, val_golds, strict=True)]
+    stacked, stacked_labels = np.vstack([x for x in inputs if len(x)]), np.concatenate(labels)
+    if len(set(stacked_labels.tolist())) < 2:
+        return None
+    # the combiner's threshold is picked on out-of-fold probabilities, then it is refitted on all rows
+    out_of_fold: list[np.ndarray] = [np.zeros(len(x)) for x in inputs]
+    folds = KFold(n_splits=5, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in folds.split(np.arange(len(val))):
+        x = np.vstack([inputs[i] for i in fit_rows if len(inputs[i])])
+        y = np.concatenate([labels[i] for i in fit_rows])
+        if len(set(y.tolist())) < 2:
+            continue
+        model = LogisticRegression(max_iter=1000).fit(x, y)
+        for i in held_rows:
+            if len(inputs[i]):
+                out_of_fold[i] = model.predict_proba(inputs[i])[:, 1]
+    combined = [
+        list(zip([s for s, _ in pairs], probabilities.tolist(), strict=True))
+        for pairs, probabilities in zip(scored, out_of_fold, strict=True)
+    ]
+    f1, threshold, drop_nested = _best_rule(val, val_golds, combined, limit)
+    final = LogisticRegression(max_iter=1000).fit(stacked, stacked_labels)
+    seq2seq_f1 = score(val_golds, val_model_keywords).f1
+    rule_f1 = score(val_golds, [list(q.rule_keywords) for q in val]).f1
+    report = {
+        "validation_questions": len(val),
+        "training_questions": len(train),
+        "val_f1_seq2seq": round(seq2seq_f1, 4),
+        "val_f1_selected_cross_validated": round(f1, 4),
+        "val_f1_baseline": round(rule_f1, 4),
+    }
+    log.info(
+        "span selector: validation F1 %.4f cross-validated (seq2seq alone %.4f, Kiwi rule %.4f), threshold %.2f%s",
+        f1,
+        seq2seq_f1,
+        rule_f1,
+        threshold,
+        ", nested spans dropped" if drop_nested else "",
+    )
+    weights = [float(w) for w in final.coef_[0]]
+    if not all(math.isfinite(w) for w in weights):
+        return None
+    return SpanSelector(counts, scorer, (weights, float(final.intercept_[0])), threshold, drop_nested, report)
