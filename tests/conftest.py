@@ -90,6 +90,33 @@ def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def selected_model_dir(talkative_model_dir, tmp_path_factory) -> Path:
+    """The talkative model with a span selector fitted on 600 training rows and its answers to 100 more."""
+    from keyword_extractor import span_selector
+    from keyword_extractor.inference import KeywordExtractor
+    from keyword_extractor.keywords import clean_keywords, parse_keywords
+    from keyword_extractor.tsv import load_pairs
+
+    target = tmp_path_factory.mktemp("selected") / "model"
+    shutil.copytree(talkative_model_dir, target)
+    extractor = KeywordExtractor(target)
+    frame = load_pairs(TRAIN_TSV)
+    train, val = frame.iloc[:600], frame.iloc[600:700]
+    golds = [clean_keywords(parse_keywords(cell)) for cell in frame["keyword"]]
+    selector = span_selector.fit(
+        extractor.analyser.parse_batch(train["query"].tolist()),
+        golds[:600],
+        extractor.analyser.parse_batch(val["query"].tolist()),
+        golds[600:700],
+        extractor.extract(val["query"].tolist()),
+        limit=extractor.settings.max_keywords,
+    )
+    assert selector is not None
+    selector.save(target)
+    return target
+
+
 def prefect_env(home: Path, **extra: str) -> dict[str, str]:
     """Environment for a real Prefect run that touches no real Prefect set-up: own PREFECT_HOME, ephemeral API."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

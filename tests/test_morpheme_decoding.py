@@ -116,6 +116,15 @@ def test_a_trained_model_cuts_no_kiwi_word_on_the_test_set(talkative_model_dir, 
     assert all(k in allowed for row, allowed in zip(predictions, spans) for k in row)
 
 
+def test_the_span_selectors_answers_cut_no_kiwi_word_on_the_test_set(selected_model_dir, analyser, questions):
+    extractor = KeywordExtractor(selected_model_dir)
+    assert extractor.selector is not None
+    spans = analyser.spans_batch(questions)
+    predictions = extractor.extract(questions)
+    assert sum(map(len, predictions)) > len(questions)
+    assert [k for row, allowed in zip(predictions, spans) for k in row if k not in allowed] == []
+
+
 def test_kobart_like_random_model_writes_only_candidates(kobart_like_tokenizer, analyser, questions, tmp_path):
     tokenizer = kobart_like_tokenizer
     torch.manual_seed(0)

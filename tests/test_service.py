@@ -45,18 +45,23 @@ QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()
 
 
 @pytest.fixture(scope="module")
-def reference(talkative_model_dir) -> dict[str, list[str]]:
-    """What the core package's KeywordExtractor answers for every test question: the service must agree."""
+def reference(selected_model_dir) -> dict[str, list[str]]:
+    """What the core package's KeywordExtractor answers for every test question: the service must agree.
+
+    The served model has a span selector, so the Bento must serve both stages to agree.
+    """
     from keyword_extractor.inference import KeywordExtractor
 
-    return dict(zip(QUESTIONS, KeywordExtractor(talkative_model_dir).extract(QUESTIONS)))
+    extractor = KeywordExtractor(selected_model_dir)
+    assert extractor.selector is not None
+    return dict(zip(QUESTIONS, extractor.extract(QUESTIONS)))
 
 
 @pytest.fixture(scope="module")
-def server(talkative_model_dir, tmp_path_factory):
+def server(selected_model_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("bentoml-home")
     env = bentoml_env(home)
-    tag = import_model(talkative_model_dir, env, LABELS)
+    tag = import_model(selected_model_dir, env, LABELS)
     env.update(
         KEYWORD_MODEL_TAG=tag, KEYWORD_MAX_TEXT_CHARS=str(MAX_TEXT_CHARS), KEYWORD_MAX_BATCH_TEXTS=str(MAX_BATCH_TEXTS)
     )
@@ -106,11 +111,11 @@ def test_extract_batch_answers_in_input_order(client, reference):
     assert client.post("/extract_batch", json={"texts": []}).json()["keywords"] == []
 
 
-def test_model_info_describes_the_imported_model(client, server, talkative_model_dir):
+def test_model_info_describes_the_imported_model(client, server, selected_model_dir):
     response = client.get("/model_info")
     assert response.status_code == 200, response.text
     info = response.json()
-    settings_file = json.loads((talkative_model_dir / "keyword_extractor.json").read_text())
+    settings_file = json.loads((selected_model_dir / "keyword_extractor.json").read_text())
     assert {k: info[k] for k in ("name", "version", "alias")} == MODEL_REF
     assert info["tag"] == server.tag and info["test_f1"] == 0.4321
     assert info["test_digest"] == "digest-xyz" and info["mlflow_run_id"] == "run-abc"

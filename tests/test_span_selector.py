@@ -90,6 +90,8 @@ def test_the_model_answer_moves_the_choice(fitted, analyser):
 def test_round_trip_through_the_model_directory(fitted, analyser, tiny_model_dir, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
+    for stored in (span_selector.SETTINGS_FILE, span_selector.SCORER_FILE):
+        (model_dir / stored).unlink(missing_ok=True)
     questions = load_pairs(TEST_TSV)["query"].tolist()[:40]
     before = KeywordExtractor(model_dir)
     assert before.selector is None
