@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup pipeline test lint clean
+.PHONY: setup pipeline test browser lint clean
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 pipeline: setup  ## the whole pipeline (tiny, offline, CPU) on the bundled data: validate → … → build-bento
 	$(PY) -m flows.train_pipeline --base-model tiny
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
+
+browser:  ## Debian's Chromium and a CJK font for the browser test (apt-get; prints the command if it cannot)
+	bash scripts/install_browser.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The browser test drives Debian's Chromium (Playwright downloads no browser here), with a CJK font so
+# its screenshots show Hangul rather than empty boxes. Installs both when missing: with apt-get as
+# root, through sudo where it works without a password, otherwise it prints the one command to run.
+# `make test` and `.ci/run` both call it; it does nothing when both are already there.
+set -euo pipefail
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+PACKAGES="chromium fonts-noto-cjk"
+if [ -x "$CHROMIUM" ] && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+    exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+    echo "install_browser.sh: no apt-get here; install Chromium at $CHROMIUM and the Noto Sans CJK font" >&2
+    exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif sudo -n true 2>/dev/null; then
+    sudo="sudo"
+else
+    echo "install_browser.sh: the browser test needs Chromium and a CJK font; run: sudo apt-get install -y $PACKAGES" >&2
+    exit 1
+fi
+echo "installing $PACKAGES (the browser test's Chromium and CJK font)"
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq $PACKAGES
