@@ -85,6 +85,8 @@ class EvaluationResult:
     device: str | None = None
     beats_baseline: bool = False
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # the seq2seq model's own answers (no span selector), when the model has a selector: what each stage adds
+    seq2seq_metrics: dict[str, float] | None = None
 
     @property
     def files(self) -> list[str]:
@@ -300,6 +302,12 @@ def render_report(result: EvaluationResult, chart_ref: str | None = CHART_FILE) 
         delta = result.model_metrics["f1"] - result.baseline_metrics["f1"]
         verdict = "beats" if result.beats_baseline else "does not beat"
         lines.append(f"- the model **{verdict}** the Kiwi noun-phrase baseline: F1 {delta:+.4f}")
+    if result.seq2seq_metrics is not None and result.model_metrics is not None:
+        alone = result.seq2seq_metrics["f1"]
+        lines.append(
+            f"- the seq2seq model alone (without its span selector): F1 {alone:.4f}; "
+            f"the span selector adds {result.model_metrics['f1'] - alone:+.4f}"
+        )
     lines += ["", "## Headline", "", result.headline_markdown(), ""]
     lines += [
         "F1 / precision / recall are micro (over all keywords); macro F1 is the mean per-question F1. "
@@ -388,6 +396,7 @@ def _metrics_json(result: EvaluationResult) -> dict[str, Any]:
         "batch_size": result.batch_size,
         "model": result.model_metrics,
         "baseline": result.baseline_metrics,
+        "seq2seq_alone": result.seq2seq_metrics,
         "latency": result.latency,
         "baseline_latency": result.baseline_latency,
         "latency_note": "amortised batch latency per question: batch wall time / batch size",
@@ -450,7 +459,7 @@ def evaluate(
         model_dir = check_model_dir(model_dir)
 
     model_preds = baseline_preds = None
-    model_metrics = baseline_metrics = latency = baseline_latency = None
+    model_metrics = baseline_metrics = latency = baseline_latency = seq2seq_metrics = None
     device_name = None
     if model_dir is not None:
         from keyword_extractor.inference import KeywordExtractor  # torch: only when a model is evaluated
@@ -462,6 +471,9 @@ def evaluate(
             queries, batch_size, lambda chunk: extractor.extract(chunk, batch_size=len(chunk))
         )
         model_metrics = score(golds, model_preds, queries).as_dict()
+        if extractor.selector is not None:
+            seq2seq_preds = extractor.extract(queries, batch_size=batch_size, select_spans=False)
+            seq2seq_metrics = score(golds, seq2seq_preds, queries).as_dict()
     if include_baseline:
         from keyword_extractor.baselines import KiwiNounPhraseBaseline
 
@@ -503,6 +515,7 @@ def evaluate(
         device=device_name,
         beats_baseline=bool(beats),
         rows=rows,
+        seq2seq_metrics=seq2seq_metrics,
     )
     write_outputs(result, output_dir)
     return result

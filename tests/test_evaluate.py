@@ -24,6 +24,7 @@ from keyword_extractor.evaluate import (
     EvaluationResult,
     _timed_batches,
     evaluate,
+    load_test_set,
 )
 from keyword_extractor.keywords import parse_keywords
 from keyword_extractor.metrics import row_scores, score
@@ -322,3 +323,15 @@ def test_predictions_tsv_never_carries_a_spreadsheet_formula():
     rows = [{"query": '=HYPERLINK("http://x.example") 면세?', "gold": "@SUM(A1)", "predicted": "-2+3", "line": 2}]
     header, line = _predictions_tsv(rows).splitlines()
     assert line.split("\t") == ['\'=HYPERLINK("http://x.example") 면세?', "'@SUM(A1)", "'-2+3", "2"]
+
+
+def test_a_model_with_a_span_selector_reports_what_each_stage_adds(selected_model_dir, small_test, tmp_path):
+    from keyword_extractor.inference import KeywordExtractor
+
+    result = evaluate(small_test, tmp_path, selected_model_dir)
+    queries, golds, _, _ = load_test_set(small_test)
+    alone = KeywordExtractor(selected_model_dir).extract(queries, select_spans=False)
+    assert result.seq2seq_metrics["f1"] == pytest.approx(score(golds, alone, queries).f1)
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["seq2seq_alone"] == result.seq2seq_metrics
+    added = result.model_metrics["f1"] - result.seq2seq_metrics["f1"]
+    assert f"the span selector adds {added:+.4f}" in (tmp_path / REPORT_FILE).read_text()
