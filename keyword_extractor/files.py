@@ -1,5 +1,5 @@
 """Small helpers that several modules need exactly the same way: atomic writes, spreadsheet-safe and Markdown
-cells, CLI numbers."""
+cells, CLI numbers, line splitting."""
 
 from __future__ import annotations
 
@@ -59,3 +59,14 @@ def spreadsheet_cell(value: Any) -> str:
     """
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on LF only, each without one trailing CR (CRLF files); no empty line after the last LF.
+
+    LF only, so line numbers match an editor's (`str.splitlines` also splits on U+2028, U+0085...).
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no new one
+    return [line.removesuffix("\r") for line in lines]

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyword_extractor.files import split_lines
+
 EXIT_BAD_INPUT = 2
 _UTF8_BOM = "\ufeff"
 
@@ -45,10 +47,7 @@ def _lines(path: Path) -> list[str]:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: not valid UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
-    lines = text.removeprefix(_UTF8_BOM).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return split_lines(text.removeprefix(_UTF8_BOM))
 
 
 def read_questions(path: str | Path, column: str = "query") -> list[Question]:

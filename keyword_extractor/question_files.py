@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from keyword_extractor.files import spreadsheet_cell
+from keyword_extractor.files import split_lines, spreadsheet_cell
 from keyword_extractor.keywords import format_keywords
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -165,10 +165,7 @@ def decode(name: str, raw: bytes) -> tuple[str, str]:
 
 
 def _txt_rows(text: str) -> list[tuple[int, list[str]]]:
-    lines = text.split("\n")  # LF only, so that numbers match an editor's (splitlines also splits on U+2028...)
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line starts no new one
-    return [(number, [line.removesuffix("\r")]) for number, line in enumerate(lines, start=1)]
+    return [(number, [line]) for number, line in enumerate(split_lines(text), start=1)]
 
 
 def _table_rows(name: str, kind: FileKind, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from keyword_extractor.files import split_lines
+
 REQUIRED_COLUMNS = ("query", "keyword")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _SHOWN = 20
@@ -88,14 +90,6 @@ def _decode(path: Path, raw: bytes) -> tuple[str | None, Problem | None]:
         return None, Problem(str(path), line, None, message)
 
 
-def _split_lines(text: str) -> list[str]:
-    """Split on LF only and drop one trailing CR per line (CRLF files)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
 def _header_problems(path: Path, lines: list[str]) -> list[Problem]:
     if not "".join(lines).strip():
         return [Problem(str(path), 1, None, "the file is empty; expected a header 'query<TAB>keyword'")]
@@ -127,7 +121,7 @@ def parse_tsv(path: str | Path, raw: bytes) -> TsvTable:
     text, problem = _decode(path, raw)
     if problem is not None:
         return TsvTable(path, _empty_rows(), [problem])
-    lines = _split_lines(text)
+    lines = split_lines(text)
     problems = _header_problems(path, lines)
     if problems:
         return TsvTable(path, _empty_rows(), problems)
