@@ -21,9 +21,10 @@ from prefect.states import Completed
 from pydantic import BaseModel
 
 from keyword_extractor import tracking
+from keyword_extractor.train import TrainResult
 from tasks.bento import build_bento
 from tasks.evaluate import evaluate_model
-from tasks.finetune import FineTuneOptions, FineTuneResult, fine_tune
+from tasks.finetune import FineTuneOptions, fine_tune
 from tasks.tracking import log_evaluation, open_tracking_run, register_model
 from tasks.validate import validate_data
 
@@ -129,7 +130,7 @@ def train_pipeline(
     tracked = open_tracking_run(
         run_name, str(train_file), str(test_file), [validation.json_report, validation.markdown_report]
     )
-    trained: FineTuneResult = fine_tune(str(train_file), str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
+    trained: TrainResult = fine_tune(str(train_file), str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
     evaluation = evaluate_model(str(test_file), str(run_dir / "evaluation"), trained.model_dir)
     log_evaluation(
         tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files

@@ -9,16 +9,15 @@ for every rank, which must never re-run a Prefect flow. Only rank 0 exports.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pydantic import BaseModel, ConfigDict
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 
@@ -287,15 +286,19 @@ def mlflow_loggers(args: argparse.Namespace) -> list[Logger]:
     return [MLFlowLogger(tracking_uri=args.mlflow_tracking_uri or tracking_uri(), run_id=args.mlflow_run_id)]
 
 
-@dataclass
-class TrainResult:
+class TrainResult(BaseModel):
+    """What a training run produced; written to <output-dir>/train_summary.json and returned by the Prefect task."""
+
+    model_config = ConfigDict(frozen=True)
+
     model_dir: str
     best_checkpoint: str
     best_val_loss: float | None
-    best_val_f1: float | None
+    best_val_f1: float | None = None
     epochs_run: int
     seconds: float
     resumed_from: str | None
+    output_dir: str = ""  # the run's folder: checkpoints, logs, the summary
     quantize: str = ""  # CPU serving precision stored with the model ("int8" or "")
     int8_check: dict | None = None  # the validation measurement behind it (cpu_precision.Int8Check)
     span_selector: dict | None = None  # validation F1 of the seq2seq model alone and with the span selector
@@ -498,11 +501,12 @@ def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -
         epochs_run=trainer.current_epoch,
         seconds=round(time.time() - started, 1),
         resumed_from=resume_from,
+        output_dir=str(output_dir.resolve()),
         quantize=InferenceSettings.load(model_dir).quantize,
         int8_check=int8_check.as_dict() if int8_check else None,
         span_selector=selector_report,
     )
-    (output_dir / SUMMARY_FILE).write_text(json.dumps(result.__dict__, indent=2))
+    (output_dir / SUMMARY_FILE).write_text(result.model_dump_json(indent=2))
     print(f"exported model to {result.model_dir} (best {args.select_by} {best_score}, {result.seconds}s)")
     return result
 

@@ -7,7 +7,6 @@ in-process, it would re-execute the Prefect flow instead.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from keyword_extractor.train import SUMMARY_FILE
+from keyword_extractor.train import SUMMARY_FILE, TrainResult
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,20 +68,6 @@ class FineTuneOptions(BaseModel):
         return args
 
 
-class FineTuneResult(BaseModel):
-    model_dir: str
-    best_checkpoint: str
-    best_val_loss: float | None
-    best_val_f1: float | None = None
-    epochs_run: int
-    seconds: float
-    resumed_from: str | None
-    output_dir: str
-    quantize: str = ""
-    int8_check: dict | None = None
-    span_selector: dict | None = None
-
-
 class TrainingFailed(RuntimeError):
     """The training process exited non-zero; the message carries the end of its log."""
 
@@ -118,7 +103,7 @@ def run_streaming(command: list[str], log, cwd: Path = PROJECT_ROOT) -> tuple[in
         return process.wait(), tail
 
 
-def cpu_precision(result: FineTuneResult) -> str:
+def cpu_precision(result: TrainResult) -> str:
     """'int8 (validation F1 0.5412 vs fp32 0.5398)' or 'fp32', for the summary artifact."""
     chosen = "int8" if result.quantize else "fp32"
     check = result.int8_check
@@ -134,7 +119,7 @@ def fine_tune(
     options: FineTuneOptions,
     val_path: str | None = None,
     mlflow_run_id: str | None = None,
-) -> FineTuneResult:
+) -> TrainResult:
     """Train, resuming from `<output_dir>/checkpoints/last.ckpt` when a previous attempt was interrupted."""
     log = get_run_logger()
     output = Path(output_dir).resolve()
@@ -151,7 +136,7 @@ def fine_tune(
     code, tail = run_streaming(command, log)
     if code != 0:
         raise TrainingFailed(f"training exited with code {code}; last lines:\n" + "\n".join(tail[-15:]))
-    result = FineTuneResult(**json.loads((output / SUMMARY_FILE).read_text()), output_dir=str(output))
+    result = TrainResult.model_validate_json((output / SUMMARY_FILE).read_text())
     create_markdown_artifact(
         key="fine-tune-summary",
         markdown=(
