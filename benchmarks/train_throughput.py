@@ -32,6 +32,7 @@ from keyword_extractor.data import (
     EncodingSettings,
     LengthGroupedSampler,
 )
+from keyword_extractor.modeling import adamw
 from keyword_extractor.tiny import train_tokenizer
 from keyword_extractor.tsv import load_pairs
 
@@ -77,8 +78,7 @@ def measure(
     step at each new shape pays one-off costs (kernel selection, allocator growth) that a long run
     pays once per shape; `first_pass_samples_per_s` keeps the cold figure.
     """
-    fused = precision != "bf16"  # as in training: AdamW's fused kernel, foreach under mixed precision
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused, foreach=not fused)
+    optimizer = adamw(model.parameters(), 1e-5, mixed_precision=precision == "bf16")  # as in training
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     train_step(model, optimizer, warmup_batch, device, autocast)
     rates = []

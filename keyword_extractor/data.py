@@ -250,7 +250,6 @@ class KeywordDataModule(pl.LightningDataModule):
         self.val_rows: pd.DataFrame | None = None
         self.train_rows: pd.DataFrame | None = None
         self.denoise_set: EncodedPairs | None = None
-        self.labelled_rows = 0
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -262,8 +261,7 @@ class KeywordDataModule(pl.LightningDataModule):
             val = load_pairs(self.val_path)
         else:
             train, val = split_train_val(train, self.val_fraction, self.seed)
-        self.labelled_rows = len(train)  # the file's rows come first in train_set, substituted copies after
-        self.train_rows = train  # the raw training rows, before substituted copies (the span selector's data)
+        self.train_rows = train  # the file's rows, before substituted copies: first in train_set, copies after
         if self.augment_copies:
             extra = substitute_keywords(train, self.augment_copies, seed=self.seed)
             train = pd.concat([train, extra], ignore_index=True)
@@ -281,7 +279,7 @@ class KeywordDataModule(pl.LightningDataModule):
 
     def labelled_target_lengths(self) -> list[int]:
         """Token lengths of the training file's own targets (not of substituted copies): what sizes the cap."""
-        return [len(ids) for ids in self.train_set.labels[: self.labelled_rows]]
+        return [len(ids) for ids in self.train_set.labels[: len(self.train_rows)]]
 
     def _epoch(self) -> int:
         trainer = getattr(self, "trainer", None)

@@ -397,7 +397,7 @@ def fit_span_selector(args: argparse.Namespace, model_dir: Path, datamodule: Key
 
 
 def log_metrics(loggers: list[Logger], metrics: dict[str, float]) -> None:
-    """Metrics measured after training (the span selector's) into the MLflow run, next to the losses."""
+    """Metrics measured after training (span selector, int8 check) into the MLflow run, next to the losses."""
     from pytorch_lightning.loggers import MLFlowLogger
 
     for logger in loggers:
@@ -408,12 +408,7 @@ def log_metrics(loggers: list[Logger], metrics: dict[str, float]) -> None:
 
 def log_int8_check(loggers: list[Logger], check: Int8Check) -> None:
     """Both validation F1s in the MLflow run, next to the losses, so runs can be compared on them."""
-    from pytorch_lightning.loggers import MLFlowLogger
-
-    for logger in loggers:
-        if isinstance(logger, MLFlowLogger):
-            logger.experiment.log_metric(logger.run_id, "val_f1_fp32", check.fp32_f1)
-            logger.experiment.log_metric(logger.run_id, "val_f1_int8", check.int8_f1)
+    log_metrics(loggers, {"val_f1_fp32": check.fp32_f1, "val_f1_int8": check.int8_f1})
 
 
 def train(args: argparse.Namespace, extra_loggers: list[Logger] | None = None) -> TrainResult | None:
