@@ -37,6 +37,7 @@ SCORER_FILE = "span_selector.skops"
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 THRESHOLDS = tuple(round(0.25 + 0.05 * step, 2) for step in range(8))
 MIN_VALIDATION_QUESTIONS = 20
+SCORER_L2 = 3.0
 FORMAT_VERSION = 1
 
 
@@ -160,7 +161,11 @@ def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]]
         labels.extend(span in gold for span in spans)
     if len(set(labels)) < 2:
         return None
-    scorer = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed)
+    # l2_regularization 3: held-out F1 +0.8 and +1.1 points over none on two held-out 10% splits of
+    # data/train.tsv (seeds 7 and 11, each with its own seq2seq model); 0.3 and 10 scored lower on both.
+    scorer = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, l2_regularization=SCORER_L2, random_state=seed
+    )
     return scorer.fit(np.asarray(features), np.asarray(labels))
 
 
