@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup pipeline test browser lint clean
+.PHONY: setup pipeline test browser deploy compare lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ test: setup browser
 
 browser:  ## Debian's Chromium and a CJK font for the browser test (apt-get; prints the command if it cannot)
 	bash scripts/install_browser.sh
+
+deploy: setup  ## every deployment of prefect.yaml, creating its work pools if missing (PREFECT_API_URL: the server)
+	PREFECT=$(VENV)/bin/prefect PYTHON=$(PY) bash scripts/deploy.sh
+
+compare: setup  ## registered versions side by side (F1 vs baseline, recipe, data); A=3 B=5 adds their differing answers
+	$(PY) -m keyword_extractor.integrations.compare $(if $(and $(A),$(B)),--diff $(A) $(B))
 
 lint: setup
 	$(VENV)/bin/ruff check .

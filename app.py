@@ -2,7 +2,7 @@
 
     streamlit run app.py      # service URL from KEYWORD_SERVICE_URL, default http://127.0.0.1:3000
 
-The app only talks HTTP to the BentoML service (`keyword_extractor.client`) and loads no model, so it
+The app only talks HTTP to the BentoML service (`app_support.client`) and loads no model, so it
 starts in seconds and shows exactly what the service answers. What the model, the service or a file
 says is rendered as text: the little HTML built here only ever contains `html.escape`d values.
 """
@@ -16,9 +16,9 @@ import re
 import pandas as pd
 import streamlit as st
 
-from keyword_extractor import client
-from keyword_extractor.client import ModelInfo, Options, ServiceError
-from keyword_extractor.question_files import (
+from app_support import client
+from app_support.client import ModelInfo, Options, ServiceError
+from app_support.question_files import (
     MAX_FILE_BYTES,
     MAX_QUESTIONS,
     QuestionFileError,

@@ -32,9 +32,9 @@ import torch
 from keyword_extractor import metrics
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import parse_keywords
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tsv import load_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 OLD_CAP = 48  # the fixed max_new_tokens every model was exported with before it was sized from the targets
 
 
@@ -43,7 +43,7 @@ class Option:
     name: str
     num_beams: int
     max_new_tokens: int | None = None  # None: the model's stored cap
-    quantize: str = ""
+    quantize: str = "off"
     threads: int = 1
     greedy_loop: bool = True
 

@@ -27,9 +27,8 @@ import torch
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import parse_keywords
 from keyword_extractor.metrics import score
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tsv import load_pairs
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def comma_ints(text: str) -> list[int]:

@@ -31,10 +31,10 @@ from transformers import BartConfig, BartForConditionalGeneration
 from benchmarks.train_throughput import KOBART_BASE_SHAPE
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
 from keyword_extractor.data import EncodingSettings, encode_targets, target_text
-from keyword_extractor.tiny import train_tokenizer
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.tiny import kobart_conventions, train_tokenizer
 from keyword_extractor.tsv import load_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE_MODEL_LABEL = "kobart-base-shape (random weights)"
 
 
@@ -49,15 +49,7 @@ def build_kobart_shape(
     frame = load_pairs(train)
     tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=tokenizer_vocab)
     torch.manual_seed(seed)
-    config = BartConfig(
-        **KOBART_BASE_SHAPE,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
+    config = BartConfig(**KOBART_BASE_SHAPE, **kobart_conventions(tokenizer))
     model = BartForConditionalGeneration(config).eval()
     model.generation_config.exponential_decay_length_penalty = (typical_length, 1.6)
     targets = encode_targets(

@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 
 from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tsv import load_pairs
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # (label, file suffix, function name) of pstats entries whose cumulative time is reported
 COMMON_PARTS = (

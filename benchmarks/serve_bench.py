@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from keyword_extractor.bento_process import free_port
+from keyword_extractor.paths import PROJECT_ROOT
+from tests.bento_process import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 16)
 
 

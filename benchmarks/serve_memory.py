@@ -28,10 +28,10 @@ import httpx
 import psutil
 
 from benchmarks import bento_server
-from keyword_extractor.bento_process import ServerProcess
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tsv import load_pairs
+from tests.bento_process import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 
 

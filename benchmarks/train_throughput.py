@@ -33,10 +33,9 @@ from keyword_extractor.data import (
     LengthGroupedSampler,
 )
 from keyword_extractor.modeling import adamw
+from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tiny import train_tokenizer
 from keyword_extractor.tsv import load_pairs
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KOBART_BASE_SHAPE = dict(
     vocab_size=30000,

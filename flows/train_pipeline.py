@@ -10,9 +10,7 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -20,15 +18,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 from pydantic import BaseModel
 
-from keyword_extractor import tracking
-from keyword_extractor.train import TrainResult
-from tasks.bento import build_bento
-from tasks.evaluate import evaluate_model
-from tasks.finetune import FineTuneOptions, fine_tune
-from tasks.tracking import log_evaluation, open_tracking_run, register_model
-from tasks.validate import validate_data
+from keyword_extractor.cli import add_model_options, model_from_args
+from keyword_extractor.config import PRESETS, TrainConfig
+from keyword_extractor.integrations import tracking
+from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
+from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.quiet import quiet_third_party_output
+from keyword_extractor.results import TrainResult
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
 
 
@@ -87,11 +84,11 @@ def default_run_name() -> str:
 def train_pipeline(
     train_path: str = "data/train.tsv",
     test_path: str = "data/test.tsv",
-    training: FineTuneOptions = FineTuneOptions(),
+    training: TrainConfig = TrainConfig(),
     artifacts_dir: str = "artifacts",
     run_name: str | None = None,
-    max_query_chars: int = 300,
-    max_keywords: int = 6,
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    max_keywords: int = DEFAULT_MAX_KEYWORDS,
     promotion_margin: float = 0.0,
     force_promotion: bool = False,
     build: bool = True,
@@ -107,7 +104,8 @@ def train_pipeline(
     Args:
         train_path: training TSV (query, keyword), relative to the project root or absolute.
         test_path: held-out TSV, checked for leakage against the training file and used for evaluation.
-        training: every fine-tuning option; unset values take the profile's defaults ('tiny' or pretrained).
+        training: every fine-tuning option (keyword_extractor.config.TrainConfig); fields left unset take the
+            recipe of the base model (KoBART's, or the tiny preset for `base_model: tiny`, offline).
         artifacts_dir: where runs, models, reports and the MLflow store are written.
         run_name: re-use a previous run's name to resume its interrupted fine-tuning.
         max_query_chars: validation limit on question length.
@@ -118,6 +116,15 @@ def train_pipeline(
         build: package the champion as a Bento at the end.
         build_if_not_promoted: build a Bento of the champion even when this run's model was not promoted.
     """
+    quiet_third_party_output()
+    # The steps are imported here, not at the top: they pull in torch, MLflow, BentoML and pandera, which
+    # `--help` and Prefect's parameter-schema pass never need.
+    from tasks.bento import build_bento
+    from tasks.evaluate import evaluate_model
+    from tasks.finetune import fine_tune
+    from tasks.tracking import log_evaluation, open_tracking_run, register_model
+    from tasks.validate import validate_data
+
     log = get_run_logger()
     root = PROJECT_ROOT
     train_file, test_file = (root / train_path).resolve(), (root / test_path).resolve()
@@ -172,6 +179,18 @@ def train_pipeline(
         bento_tag=bento_tag,
     )
     publish_summary(summary)
+    # the same headline in the flow run's log, for `prefect deployment run --watch` and `prefect flow-run logs`
+    log.info(
+        "pipeline summary: F1 %.4f vs Kiwi baseline %.4f; %s v%s is %s; Bento %s; report %s/evaluation/report.md",
+        summary.f1,
+        summary.baseline_f1,
+        registration.name,
+        summary.model_version,
+        summary.alias,
+        summary.bento_tag or "not built",
+        summary.run_dir,
+    )
+    log.info("look at the result: %s", " ; ".join(summary.next_steps()))
     if not registration.promoted:
         # Still a completed run (everything it was asked to do was done), but named so that the run list
         # in the UI, `prefect flow-run ls` and --watch say at a glance that nothing new is being served.
@@ -180,60 +199,47 @@ def train_pipeline(
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_pipeline",
-        description="Run the training pipeline locally (no Prefect server needed).",
+        description="Run the training pipeline locally (no Prefect server needed): validate-data → fine-tune → "
+        "evaluate → register → build-bento. Training options are those of `python -m keyword_extractor.train`; "
+        "--base-model tiny trains a small model offline on CPU, the default fine-tunes KoBART.",
     )
-    parser.add_argument("--train", default="data/train.tsv", help="training TSV")
-    parser.add_argument("--test", default="data/test.tsv", help="held-out TSV")
-    parser.add_argument("--base-model", default="tiny", help="'tiny' (offline), a Hugging Face id, or a directory")
-    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (profile default if unset)")
-    parser.add_argument("--denoise-epochs", type=int, help="denoising warm-up epochs (profile default if unset)")
-    parser.add_argument("--limit-train-rows", type=int, help="train on the first N rows only (smoke runs)")
-    parser.add_argument("--devices", default="auto", help="devices per node (GPUs), or auto")
-    parser.add_argument("--strategy", default="auto", help="auto, ddp, ...")
-    parser.add_argument(
-        "--quantize",
-        choices=("off", "auto", "int8"),
-        default="off",
-        help="CPU serving precision: off (fp32), auto (int8 if the validation F1 allows), int8",
-    )
-    parser.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
-    parser.add_argument("--run-name", help="resume the run of this name")
-    parser.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
-    parser.add_argument(
+    pipeline = parser.add_argument_group("pipeline")
+    pipeline.add_argument("--train", default="data/train.tsv", help="training TSV [default: data/train.tsv]")
+    pipeline.add_argument("--test", default="data/test.tsv", help="held-out TSV [default: data/test.tsv]")
+    pipeline.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
+    pipeline.add_argument("--run-name", help="resume the run of this name")
+    pipeline.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
+    pipeline.add_argument(
         "--promotion-margin",
         type=float,
         default=0.0,
         help="F1 the model must add over the Kiwi baseline and over the champion to become champion",
     )
-    parser.add_argument(
+    pipeline.add_argument(
         "--force-promotion",
         action="store_true",
         help="make the new model champion even below the baseline or the champion (smoke runs, rollbacks)",
     )
-    parser.add_argument(
+    pipeline.add_argument(
         "--build-if-not-promoted",
         action="store_true",
         help="build a Bento of the current champion even when this run's model was not promoted",
     )
-    args = parser.parse_args(argv)
-    # The temporary local server would otherwise phone home (offline here) and log a traceback when it cannot.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    options = FineTuneOptions(
-        base_model=args.base_model,
-        epochs=args.epochs,
-        denoise_epochs=args.denoise_epochs,
-        limit_train_rows=args.limit_train_rows,
-        devices=args.devices,
-        strategy=args.strategy,
-        quantize=args.quantize,
-    )
+    add_model_options(parser, TrainConfig, PRESETS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    quiet_third_party_output()  # before the temporary local server starts: it reads its settings once
+    training = model_from_args(args, TrainConfig)
     summary = train_pipeline(
         train_path=args.train,
         test_path=args.test,
-        training=options,
+        training=training,
         artifacts_dir=args.artifacts_dir,
         run_name=args.run_name,
         promotion_margin=args.promotion_margin,

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args
 
 from keyword_extractor.files import write_atomic
 
@@ -22,7 +23,12 @@ SETTINGS_FILE = "keyword_extractor.json"
 MODEL_DIR_ARTIFACT = "model_dir"  # name of the model directory inside a logged MLflow model
 
 
-GROUNDING_MODES = ("morphemes", "substrings", "off")
+Grounding = Literal["morphemes", "substrings", "off"]
+GROUNDING_MODES: tuple[str, ...] = get_args(Grounding)
+# CPU serving precision, one vocabulary for the model directory, the extractor and the service's
+# KEYWORD_QUANTIZE ("auto", training only, measures and stores one of these).
+Quantize = Literal["off", "int8"]
+QUANTIZE_MODES: tuple[str, ...] = get_args(Quantize)
 
 
 def check_grounding(grounding: str) -> str:
@@ -48,7 +54,7 @@ class InferenceSettings:
     base_model: str = ""
     # "int8": dynamic int8 Linear layers on CPU. Training sets it only when the validation F1 allows it
     # (keyword_extractor.cpu_precision); KEYWORD_QUANTIZE overrides it when served.
-    quantize: str = ""
+    quantize: str = "off"
     extra: dict = field(default_factory=dict)
 
     def save(self, model_dir: str | Path) -> None:
@@ -66,6 +72,8 @@ class InferenceSettings:
         stored = json.loads(path.read_text())
         if "grounding" not in stored:  # written before morpheme grounding: a bool, True meaning substrings
             stored["grounding"] = "substrings" if stored.get("grounded_decoding", True) else "off"
+        if stored.get("quantize") == "":  # written before "off" was the word for fp32
+            stored["quantize"] = "off"
         known = {f.name for f in fields(cls)}
         settings = cls(**{k: v for k, v in stored.items() if k in known})
         check_grounding(settings.grounding)

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.config import DEFAULT_MAX_F1_DROP
 from keyword_extractor.metrics import score
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_F1_DROP = 0.01  # one F1 point: the accuracy the serving targets allow to trade for speed
 DEFAULT_MAX_QUESTIONS = 500  # bounds the check's cost for a KoBART-size model on CPU
 
 
@@ -33,13 +33,13 @@ class Int8Check:
     max_f1_drop: float
     questions: int
     seconds: float
-    quantize: str  # "int8" or "" (fp32)
+    quantize: str  # "int8" or "off" (fp32)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        chosen = "int8" if self.quantize else "fp32"
+        chosen = "fp32" if self.quantize == "off" else self.quantize
         return (
             f"CPU precision: {chosen} (validation F1 int8 {self.int8_f1:.4f} vs fp32 {self.fp32_f1:.4f} on "
             f"{self.questions} questions; int8 is kept when it loses at most {self.max_f1_drop:.4f})"
@@ -47,8 +47,8 @@ class Int8Check:
 
 
 def choose_quantize(fp32_f1: float, int8_f1: float, max_f1_drop: float) -> str:
-    """'int8' when it loses at most `max_f1_drop` F1 against fp32, else '' (stay in fp32)."""
-    return "int8" if int8_f1 >= fp32_f1 - max_f1_drop else ""
+    """'int8' when it loses at most `max_f1_drop` F1 against fp32, else 'off' (stay in fp32)."""
+    return "int8" if int8_f1 >= fp32_f1 - max_f1_drop else "off"
 
 
 def measure_int8(
@@ -66,17 +66,17 @@ def measure_int8(
     queries, golds = list(queries[:max_questions]), list(golds[:max_questions])
     started = time.perf_counter()
     f1 = {}
-    for quantize in ("", "int8"):
+    for quantize in ("off", "int8"):
         extractor = KeywordExtractor(model_dir, device="cpu", quantize=quantize)
         f1[quantize] = score(golds, extractor.extract(queries)).f1
         del extractor
     return Int8Check(
-        fp32_f1=round(f1[""], 4),
+        fp32_f1=round(f1["off"], 4),
         int8_f1=round(f1["int8"], 4),
         max_f1_drop=max_f1_drop,
         questions=len(queries),
         seconds=round(time.perf_counter() - started, 1),
-        quantize=choose_quantize(f1[""], f1["int8"], max_f1_drop),
+        quantize=choose_quantize(f1["off"], f1["int8"], max_f1_drop),
     )
 
 

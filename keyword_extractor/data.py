@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from keyword_extractor.augment import substitute_keywords
+from keyword_extractor.config import default
 from keyword_extractor.keywords import clean_keywords, format_keywords, parse_keywords
 from keyword_extractor.tsv import load_pairs
 
@@ -32,11 +33,16 @@ class EncodingSettings:
     eos_token_id: int
     pad_token_id: int
     mask_token_id: int | None
-    max_source_length: int = 128
-    max_target_length: int = 64
+    max_source_length: int = default("max_source_length")
+    max_target_length: int = default("max_target_length")
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, max_source_length: int = 128, max_target_length: int = 64) -> EncodingSettings:
+    def from_tokenizer(
+        cls,
+        tokenizer,
+        max_source_length: int = default("max_source_length"),
+        max_target_length: int = default("max_target_length"),
+    ) -> EncodingSettings:
         return cls(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -80,45 +86,6 @@ class EncodedPairs(Dataset):
         sources = encode_sources(tokenizer, frame["query"].tolist(), settings)
         labels = encode_targets(tokenizer, [target_text(cell) for cell in frame["keyword"]], settings)
         return cls(sources, labels)
-
-    @classmethod
-    def for_denoising(
-        cls, tokenizer, queries: Sequence[str], settings: EncodingSettings, mask_ratio: float = 0.2, seed: int = 0
-    ) -> EncodedPairs:
-        """BART's own objective on the questions: rebuild the question from a copy with tokens masked.
-
-        A model initialised from scratch first learns to copy from the source
-        this way; without it, it memorises training labels instead.
-        """
-        if settings.mask_token_id is None:
-            raise ValueError("denoising needs a tokenizer with a mask token")
-        rng = random.Random(seed)
-        sources = encode_sources(tokenizer, queries, settings)
-        labels = encode_targets(tokenizer, queries, settings)
-        noisy = []
-        for ids in sources:
-            body = [settings.mask_token_id if rng.random() < mask_ratio else token for token in ids[1:-1]]
-            noisy.append([ids[0], *body, ids[-1]])
-        return cls(noisy, labels)
-
-    @classmethod
-    def for_span_copying(
-        cls, tokenizer, queries: Sequence[str], settings: EncodingSettings, seed: int = 0
-    ) -> EncodedPairs:
-        """Warm-up whose targets look like real outputs: a few words of the question, in order, ', '-joined.
-
-        Words lose a trailing syllable at random, as keywords lose their particles,
-        so the model learns to copy, to stop inside a word, and to separate items.
-        """
-        rng = random.Random(seed)
-        targets = []
-        for query in queries:
-            words = [w.strip("?.!,") for w in query.split()]
-            words = [w for w in words if w]
-            picked = sorted(rng.sample(range(len(words)), k=min(len(words), rng.randint(1, 4))))
-            spans = [words[i][:-1] if len(words[i]) > 2 and rng.random() < 0.5 else words[i] for i in picked]
-            targets.append(format_keywords(spans))
-        return cls(encode_sources(tokenizer, queries, settings), encode_targets(tokenizer, targets, settings))
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -209,7 +176,7 @@ def split_train_val(frame: pd.DataFrame, val_fraction: float, seed: int) -> tupl
 
 
 class KeywordDataModule(pl.LightningDataModule):
-    """Train/val loaders; the first `denoise_epochs` epochs serve the denoising task instead."""
+    """Train/val loaders: the training file's rows (and substituted copies), length-grouped batches."""
 
     def __init__(
         self,
@@ -218,13 +185,10 @@ class KeywordDataModule(pl.LightningDataModule):
         val_path: str | Path | None = None,
         *,
         settings: EncodingSettings,
-        batch_size: int = 8,
-        val_fraction: float = 0.05,
+        batch_size: int,
+        seed: int,
+        val_fraction: float = default("val_fraction"),
         num_workers: int = 0,
-        seed: int = 42,
-        denoise_epochs: int = 0,
-        mask_ratio: float = 0.2,
-        warmup_task: str = "denoise",
         group_by_length: bool = True,
         limit_rows: int | None = None,
         augment_copies: int = 0,
@@ -239,9 +203,6 @@ class KeywordDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.num_workers = num_workers
         self.seed = seed
-        self.denoise_epochs = denoise_epochs
-        self.mask_ratio = mask_ratio
-        self.warmup_task = warmup_task
         self.group_by_length = group_by_length
         self.limit_rows = limit_rows
         self.collator = DynamicPaddingCollator(settings.pad_token_id)
@@ -249,7 +210,6 @@ class KeywordDataModule(pl.LightningDataModule):
         self.val_set: EncodedPairs | None = None
         self.val_rows: pd.DataFrame | None = None
         self.train_rows: pd.DataFrame | None = None
-        self.denoise_set: EncodedPairs | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -268,14 +228,6 @@ class KeywordDataModule(pl.LightningDataModule):
         self.train_set = EncodedPairs.for_keywords(self.tokenizer, train, self.settings)
         self.val_set = EncodedPairs.for_keywords(self.tokenizer, val, self.settings)
         self.val_rows = val  # the raw questions and keywords, for checks that decode (cpu_precision)
-        if self.denoise_epochs:
-            queries = train["query"].tolist()
-            if self.warmup_task == "spans":
-                self.denoise_set = EncodedPairs.for_span_copying(self.tokenizer, queries, self.settings, self.seed)
-            else:
-                self.denoise_set = EncodedPairs.for_denoising(
-                    self.tokenizer, queries, self.settings, self.mask_ratio, self.seed
-                )
 
     def labelled_target_lengths(self) -> list[int]:
         """Token lengths of the training file's own targets (not of substituted copies): what sizes the cap."""
@@ -309,8 +261,7 @@ class KeywordDataModule(pl.LightningDataModule):
         return DataLoader(dataset, shuffle=shuffle, **common)
 
     def train_dataloader(self) -> DataLoader:
-        in_warmup = self.denoise_set is not None and self._epoch() < self.denoise_epochs
-        return self._loader(self.denoise_set if in_warmup else self.train_set, shuffle=True)
+        return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
+from keyword_extractor.cli import positive_int
 from keyword_extractor.data import EncodingSettings, encode_targets, target_text
 from keyword_extractor.modeling import KeywordSeq2Seq
 from keyword_extractor.tsv import load_pairs
@@ -52,8 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--checkpoint", required=True, help="the .ckpt file written by keyword_extractor.train")
     parser.add_argument("--output", required=True, help="directory to write; replaced atomically if it exists")
-    parser.add_argument("--num-beams", type=int, default=1, help="default beam width stored with the model")
-    parser.add_argument("--max-new-tokens", type=int, default=48, help="generation length cap (upper bound)")
+    stored = InferenceSettings()
+    parser.add_argument(
+        "--num-beams", type=positive_int, default=stored.num_beams, help="beam width stored with the model"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=stored.max_new_tokens, help="generation length cap (upper bound)"
+    )
     parser.add_argument("--train", help="training TSV: size the cap from its tokenised keyword targets")
     args = parser.parse_args(argv)
     module_settings = InferenceSettings(num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)

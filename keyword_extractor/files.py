@@ -3,7 +3,6 @@ cells, CLI numbers, line splitting."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -35,14 +34,6 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
 def markdown_cell(text: Any) -> str:
     """A value safe inside a Markdown table cell: pipes escaped, line breaks flattened."""
     return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts and sizes: a whole number of at least 1, with a message that says so."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
 
 
 # A cell that starts like this is run as a formula by Excel, LibreOffice and Google Sheets (full-width forms

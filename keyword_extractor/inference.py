@@ -11,7 +11,7 @@ import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProcessorList, PreTrainedModel
 
 from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.artifact import InferenceSettings, check_grounding
+from keyword_extractor.artifact import QUANTIZE_MODES, InferenceSettings, check_grounding
 from keyword_extractor.data import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
@@ -19,7 +19,6 @@ from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywor
 from keyword_extractor.span_selector import SpanSelector
 
 log = logging.getLogger(__name__)
-QUANTIZE_MODES = ("", "int8")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -58,7 +57,7 @@ class KeywordExtractor:
         quantize: str | None = None,
         greedy_loop: bool = True,
     ):
-        """`quantize`: "int8" or "" (off); None means the model directory's setting (off unless stored).
+        """`quantize`: "int8" or "off"; None means the model directory's setting (off unless stored).
 
         `half_precision_on_gpu`: bf16 (fp16 without bf16) weights on CUDA. Off by default: on an H200 it
         decoded KoBART-size models no faster than fp32 (0.73–0.88×) and changed 2–6 of 297 answers
@@ -73,9 +72,9 @@ class KeywordExtractor:
         quantize = settings.quantize if quantize is None else quantize
         if quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize={quantize!r}: choose one of {QUANTIZE_MODES}")
-        if quantize and device_.type != "cpu":
+        if quantize != "off" and device_.type != "cpu":
             log.warning("quantize=%s is CPU-only; ignored on %s", quantize, device_)
-            quantize = ""
+            quantize = "off"
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         dtype = None
         if device_.type == "cuda" and half_precision_on_gpu:
@@ -95,7 +94,7 @@ class KeywordExtractor:
         extractor = cls.__new__(cls)
         extractor.model_dir = None
         extractor._assemble(model, tokenizer, settings, next(model.parameters()).device, greedy_loop)
-        extractor.quantize = ""
+        extractor.quantize = "off"
         extractor.selector = None
         return extractor
 

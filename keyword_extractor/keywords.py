@@ -7,6 +7,9 @@ import unicodedata
 from collections.abc import Iterable
 
 SEPARATOR = ", "
+# Labelling limits (LABELLING.md) that data validation enforces per row.
+DEFAULT_MAX_QUERY_CHARS = 300
+DEFAULT_MAX_KEYWORDS = 6
 _WHITESPACE = re.compile(r"\s+")
 # A comma between two digits is part of a number (1,200달러), not a separator.
 _ITEM_SEPARATOR = re.compile(r"(?<!\d),|,(?!\d)")

@@ -11,8 +11,9 @@ import pytorch_lightning as pl
 import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration, get_linear_schedule_with_warmup
 
-DEFAULT_BASE_MODEL = "gogamza/kobart-base-v1"
-TINY = "tiny"
+from keyword_extractor.config import TINY, TrainConfig
+from keyword_extractor.data import LABEL_PAD_ID
+
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
@@ -90,24 +91,30 @@ def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class KeywordSeq2Seq(pl.LightningModule):
-    """BartForConditionalGeneration trained on `question -> keywords` with teacher forcing."""
+    """BartForConditionalGeneration trained on `question -> keywords` with teacher forcing.
 
-    def __init__(
-        self,
-        base_model_dir: str,
-        learning_rate: float = 3e-5,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.1,
-        total_steps: int = 1000,
-        schedule: str = "linear",
-    ):
+    Takes the whole training config (stored as the checkpoint's hyperparameters), so an optimisation
+    option added to `TrainConfig` reaches the module without touching the code in between.
+    """
+
+    def __init__(self, base_model_dir: str, config: dict, total_steps: int):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # in the checkpoint; the loggers get the config itself
+        self.config = TrainConfig(**config)
         # from_pretrained returns a model in eval mode; dropout must be on while training.
         self.model = BartForConditionalGeneration.from_pretrained(base_model_dir).train()
 
     def forward(self, **batch) -> torch.Tensor:
-        return self.model(**batch).loss
+        output = self.model(**batch)
+        if not self.config.label_smoothing:
+            return output.loss
+        logits = output.logits
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(),
+            batch["labels"].view(-1),
+            ignore_index=LABEL_PAD_ID,
+            label_smoothing=self.config.label_smoothing,
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(**batch)
@@ -120,18 +127,18 @@ class KeywordSeq2Seq(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        hp = self.hparams
+        hp, total_steps = self.config, self.hparams.total_steps
         mixed = self._trainer is not None and "mixed" in str(self.trainer.precision)
         optimizer = adamw(_decay_groups(self.model, hp.weight_decay), hp.learning_rate, mixed)
-        warmup = int(hp.total_steps * hp.warmup_ratio)
+        warmup = int(total_steps * hp.warmup_ratio)
         if hp.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer,
                 max_lr=hp.learning_rate,
-                total_steps=max(hp.total_steps, 1),
+                total_steps=max(total_steps, 1),
                 pct_start=max(hp.warmup_ratio, 1e-3),
                 anneal_strategy="cos",
             )
         else:
-            scheduler = get_linear_schedule_with_warmup(optimizer, warmup, max(hp.total_steps, 1))
+            scheduler = get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -188,7 +188,7 @@ def fit(
     val_golds: Sequence[Sequence[str]],
     val_model_keywords: Sequence[Sequence[str]],
     limit: int,
-    seed: int = 42,
+    seed: int,
 ) -> SpanSelector | None:
     """Fit both stages; None when the data cannot support it (one class only, too few questions)."""
     from sklearn.linear_model import LogisticRegression

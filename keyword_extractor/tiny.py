@@ -13,42 +13,19 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
 
+from keyword_extractor.config import TinySpec
 from keyword_extractor.keywords import clean_keywords, normalize, parse_keywords
 from keyword_extractor.tsv import load_pairs
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>", "<mask>"]  # KoBART-like names; ids 0..4
 SPEC_FILE = "tiny_profile.json"
 _CUT = "\x1f"  # marks a keyword boundary inside a word while the tokenizer is trained; never in real text
-
-
-@dataclass(frozen=True)
-class TinySpec:
-    """Size of the tiny model; defaults were chosen by measuring F1 per minute on 2 CPU cores."""
-
-    vocab_size: int = 3000
-    d_model: int = 192
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 768
-    max_positions: int = 256
-    dropout: float = 0.2
-    seed: int = 42
-    # BPE merges never cross a keyword boundary of the training labels ('면세한도|는'), so a keyword
-    # is (almost always) a run of the question's own tokens: the model copies tokens, never re-spells.
-    keyword_aware_tokenizer: bool = True
-    # Cross-attention value/output projections start as the identity: from step 0 the decoder sees
-    # the question's token embeddings, which the tied output layer scores as "copy this token".
-    # Without it a from-scratch model sits at the unigram loss for epochs before it finds copying.
-    copy_init: bool = True
-    # Merges never cross a Kiwi morpheme boundary either ('면세|한도|는'), so the questions of unseen
-    # text split where keywords can start and end (morphology.candidate_spans).
-    morpheme_aware_tokenizer: bool = True
 
 
 def mark_keyword_boundaries(query: str, keywords: Sequence[str], extra_cuts: Iterable[int] = ()) -> str:
@@ -126,6 +103,19 @@ def train_tokenizer(
     )
 
 
+def kobart_conventions(tokenizer: PreTrainedTokenizerFast) -> dict:
+    """BartConfig settings every model built here shares with KoBART: its special tokens, the decoder
+    starting with </s>, tied input and output embeddings."""
+    return dict(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+
+
 def tiny_config(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> BartConfig:
     """A BART that keeps KoBART's conventions (decoder starts with </s>) at a fraction of the size."""
     return BartConfig(
@@ -141,12 +131,7 @@ def tiny_config(spec: TinySpec, tokenizer: PreTrainedTokenizerFast) -> BartConfi
         dropout=spec.dropout,
         attention_dropout=0.0,
         activation_dropout=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
+        **kobart_conventions(tokenizer),
     )
 
 

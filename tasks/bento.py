@@ -18,7 +18,7 @@ import os
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from keyword_extractor import bento_models
+from keyword_extractor.integrations import bento_models
 
 ARTIFACT_KEY = "bento"
 

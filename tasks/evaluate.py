@@ -13,46 +13,13 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import BaseModel
 
-from keyword_extractor.evaluate import EvaluationResult, evaluate, render_report
+from keyword_extractor.evaluate import evaluate
+from keyword_extractor.evaluation_report import headline_rows, render_report
+from keyword_extractor.results import EvaluationResult
 
 REPORT_ARTIFACT_KEY = "evaluation-report"
 HEADLINE_ARTIFACT_KEY = "evaluation-headline"
-
-
-class ModelEvaluation(BaseModel):
-    """Scores and output files of one evaluation; `f1` is the model's micro F1 on the test file."""
-
-    f1: float
-    baseline_f1: float | None
-    beats_baseline: bool
-    model_metrics: dict[str, float | int]
-    baseline_metrics: dict[str, float | int] | None
-    latency: dict[str, float | int]
-    paths: dict[str, str]
-    test_digest: str
-    n: int
-
-    @property
-    def files(self) -> list[str]:
-        """Every output file, for logging them to MLflow."""
-        return list(self.paths.values())
-
-
-def _summary(result: EvaluationResult) -> ModelEvaluation:
-    assert result.model_metrics is not None and result.latency is not None  # the task always evaluates a model
-    return ModelEvaluation(
-        f1=result.model_metrics["f1"],
-        baseline_f1=result.baseline_metrics["f1"] if result.baseline_metrics is not None else None,
-        beats_baseline=result.beats_baseline,
-        model_metrics=result.model_metrics,
-        baseline_metrics=result.baseline_metrics,
-        latency=result.latency,
-        paths=result.paths,
-        test_digest=result.test_digest,
-        n=result.n,
-    )
 
 
 @task(name="evaluate", retries=0)
@@ -62,7 +29,7 @@ def evaluate_model(
     model_dir: str,
     include_baseline: bool = True,
     batch_size: int | None = None,
-) -> ModelEvaluation:
+) -> EvaluationResult:
     """Evaluate `model_dir` on `test_path`, write the outputs under `output_dir`, publish the report."""
     log = get_run_logger()
     log.info("evaluating %s on %s", model_dir, test_path)
@@ -75,21 +42,20 @@ def evaluate_model(
         description=f"Evaluation of {Path(model_dir).name} on {result.n} questions of {Path(test_path).name}",
     )
     create_table_artifact(
-        table=result.headline(),
+        table=headline_rows(result),
         key=HEADLINE_ARTIFACT_KEY,
         description="Model vs Kiwi baseline: micro P/R/F1, macro F1, exact match, amortised latency per question",
     )
-    summary = _summary(result)
     latency = result.latency or {}
-    if summary.baseline_f1 is None:
-        log.info("model F1 %.4f on %d questions", summary.f1, summary.n)
+    if result.baseline_f1 is None:
+        log.info("model F1 %.4f on %d questions", result.f1, result.n)
     else:
         log.info(
             "model F1 %.4f vs baseline %.4f on %d questions: the model %s the baseline",
-            summary.f1,
-            summary.baseline_f1,
-            summary.n,
-            "beats" if summary.beats_baseline else "does not beat",
+            result.f1,
+            result.baseline_f1,
+            result.n,
+            "beats" if result.beats_baseline else "does not beat",
         )
     log.info(
         "latency p50 %.1f ms, p95 %.1f ms per question (amortised, batch size %s), %.1f questions/s on %s",
@@ -100,4 +66,4 @@ def evaluate_model(
         result.device,
     )
     log.info("wrote %s", ", ".join(result.files))
-    return summary
+    return result

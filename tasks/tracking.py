@@ -7,7 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from keyword_extractor import registry, tracking
+from keyword_extractor.integrations import registry, tracking
+from keyword_extractor.results import Registration
 
 
 class TrackingRun(BaseModel):
@@ -16,19 +17,6 @@ class TrackingRun(BaseModel):
     experiment: str
     data_digests: dict[str, str]
     ui_command: str
-
-
-class RegistrationResult(BaseModel):
-    name: str
-    version: str
-    alias: str
-    promoted: bool
-    decision: str
-    f1: float
-    baseline_f1: float
-    champion_version: str | None
-    champion_f1: float | None
-    created: bool
 
 
 @task(name="open-tracking-run", retries=2, retry_delay_seconds=5)
@@ -65,7 +53,7 @@ def register_model(
     test_digest: str,
     margin: float = 0.0,
     force: bool = False,
-) -> RegistrationResult:
+) -> Registration:
     """New version as challenger; champion only if its test F1 is at least the baseline's and the champion's."""
     log = get_run_logger()
     tracking.configure()
@@ -94,7 +82,7 @@ def register_model(
         ),
         description="Model registry decision",
     )
-    return RegistrationResult(**outcome.as_dict())
+    return outcome
 
 
 @task(name="log-evaluation", retries=2, retry_delay_seconds=5)

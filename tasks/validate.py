@@ -18,18 +18,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from keyword_extractor import keywords, tsv, validation
-from keyword_extractor.validation import (
-    DEFAULT_MAX_KEYWORDS,
-    DEFAULT_MAX_QUERY_CHARS,
-    JSON_REPORT,
-    MARKDOWN_REPORT,
-    ValidationReport,
-    validate,
-)
+from keyword_extractor import keywords, tsv, validation, validation_report
+from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
+from keyword_extractor.validation import validate
+from keyword_extractor.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
 
 ARTIFACT_KEY = "validation-report"
-_RULE_MODULES = (validation, tsv, keywords)
+_RULE_MODULES = (validation, validation_report, tsv, keywords)  # what the cached outputs depend on
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from keyword_extractor.paths import PROJECT_ROOT
+
 TRAIN_TSV = PROJECT_ROOT / "data" / "train.tsv"
 TEST_TSV = PROJECT_ROOT / "data" / "test.tsv"
 
@@ -52,9 +53,7 @@ def tiny_training_run(tmp_path_factory) -> Path:
         "--limit-train-rows",
         "256",
         "--epochs",
-        "1",
-        "--denoise-epochs",
-        "1",
+        "2",
         "--batch-size",
         "16",
     )
@@ -111,6 +110,7 @@ def selected_model_dir(talkative_model_dir, tmp_path_factory) -> Path:
         golds[600:700],
         extractor.extract(val["query"].tolist()),
         limit=extractor.settings.max_keywords,
+        seed=42,
     )
     assert selector is not None
     selector.save(target)

@@ -2,9 +2,9 @@
 
 - `app.py` through Streamlit's AppTest: the chat and batch flows against a real `bentoml serve` of the
   talkative tiny model (see conftest.py), and the service-down path against a closed port.
-- `keyword_extractor.client`: every error path against a real HTTP peer (the Bento, a closed port, a
+- `app_support.client`: every error path against a real HTTP peer (the Bento, a closed port, a
   socket that never answers, a plain HTTP server that is not the keyword service).
-- `keyword_extractor.question_files`: encodings, formats, columns and limits.
+- `app_support.question_files`: encodings, formats, columns and limits.
 
 The Bento is started once per test session and shared with test_browser.py (`shared_service`).
 """
@@ -26,11 +26,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from keyword_extractor import client
-from keyword_extractor.bento_process import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
-from keyword_extractor.client import Options, ServiceError
-from keyword_extractor.keywords import is_grounded
-from keyword_extractor.question_files import (
+from app_support import client
+from app_support.client import Options, ServiceError
+from app_support.question_files import (
     Question,
     QuestionFileError,
     Questions,
@@ -39,7 +37,9 @@ from keyword_extractor.question_files import (
     results_jsonl,
     too_long,
 )
+from keyword_extractor.keywords import is_grounded
 from keyword_extractor.tsv import load_pairs
+from tests.bento_process import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV
 
 APP = str(PROJECT_ROOT / "app.py")

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from keyword_extractor import client
-from keyword_extractor.bento_process import ServerProcess, free_port
-from keyword_extractor.client import Options
+from app_support import client
+from app_support.client import Options
 from keyword_extractor.keywords import is_grounded
+from tests.bento_process import ServerProcess, free_port
 from tests.conftest import PROJECT_ROOT
 from tests.test_app import QUESTIONS, shared_service
 

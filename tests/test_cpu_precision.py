@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
 from transformers import AutoTokenizer
 
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
+from keyword_extractor.config import TrainConfig
 from keyword_extractor.cpu_precision import choose_quantize, measure_int8, store_cpu_precision
 from keyword_extractor.data import EncodingSettings, KeywordDataModule
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.metrics import score
-from keyword_extractor.train import choose_cpu_precision
+from keyword_extractor.training import choose_cpu_precision
 from keyword_extractor.tsv import load_pairs
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
@@ -23,24 +23,29 @@ QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]
 def test_int8_is_kept_only_within_the_allowed_f1_drop():
     assert choose_quantize(0.50, 0.50, 0.01) == "int8"
     assert choose_quantize(0.50, 0.4950, 0.01) == "int8"
-    assert choose_quantize(0.50, 0.4899, 0.01) == ""
+    assert choose_quantize(0.50, 0.4899, 0.01) == "off"
     assert choose_quantize(0.50, 0.5200, 0.0) == "int8"
-    assert choose_quantize(0.50, 0.4999, 0.0) == ""
+    assert choose_quantize(0.50, 0.4999, 0.0) == "off"
 
 
 def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_choice(tiny_training_run, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_training_run / "model", model_dir)
-    assert InferenceSettings.load(model_dir).quantize == ""  # training's default: fp32, nothing measured
+    assert InferenceSettings.load(model_dir).quantize == "off"  # training's default: fp32, nothing measured
     summary = json.loads((tiny_training_run / "train_summary.json").read_text())
-    assert summary["quantize"] == "" and summary["int8_check"] is None
+    assert summary["quantize"] == "off" and summary["int8_check"] is None
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = KeywordDataModule(
-        tokenizer, TRAIN_TSV, settings=EncodingSettings.from_tokenizer(tokenizer), seed=42, limit_rows=256
+        tokenizer,
+        TRAIN_TSV,
+        settings=EncodingSettings.from_tokenizer(tokenizer),
+        batch_size=16,
+        seed=42,
+        limit_rows=256,
     )
     data.setup("fit")
-    args = argparse.Namespace(quantize="auto", int8_max_f1_drop=0.01)
-    check = choose_cpu_precision(args, model_dir, data)
+    config = TrainConfig(base_model="tiny", quantize="auto", int8_max_f1_drop=0.01)
+    check = choose_cpu_precision(config, model_dir, data)
     assert check.questions == len(data.val_rows) > 0
     assert 0.0 <= check.fp32_f1 <= 1.0 and 0.0 <= check.int8_f1 <= 1.0
     stored = InferenceSettings.load(model_dir)
@@ -51,7 +56,7 @@ def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_cho
 def test_measurement_decodes_in_both_precisions_and_the_choice_is_recorded(talkative_model_dir, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(talkative_model_dir, model_dir)
-    fp32 = KeywordExtractor(model_dir, device="cpu", quantize="").extract(QUESTIONS)
+    fp32 = KeywordExtractor(model_dir, device="cpu", quantize="off").extract(QUESTIONS)
     assert any(fp32)
     # fp32's own answers as the gold lists: fp32 scores exactly 1, int8 whatever its answers earn
     check = measure_int8(model_dir, QUESTIONS, fp32, max_f1_drop=0.01)
@@ -70,16 +75,16 @@ def test_measurement_decodes_in_both_precisions_and_the_choice_is_recorded(talka
     assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     assert KeywordExtractor(model_dir, device="cpu").quantize == "int8"
 
-    store_cpu_precision(model_dir, "")
+    store_cpu_precision(model_dir, "off")
     cleared = InferenceSettings.load(model_dir)
-    assert cleared.quantize == "" and "int8_check" not in cleared.extra
+    assert cleared.quantize == "off" and "int8_check" not in cleared.extra
 
 
 def test_an_explicit_choice_is_stored_without_measuring(tiny_model_dir, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     no_data = None  # 'int8' and 'off' never read the validation rows
-    for option, stored in (("int8", "int8"), ("off", "")):
-        args = argparse.Namespace(quantize=option, int8_max_f1_drop=0.01)
-        assert choose_cpu_precision(args, model_dir, no_data) is None
+    for option, stored in (("int8", "int8"), ("off", "off")):
+        config = TrainConfig(base_model="tiny", quantize=option)
+        assert choose_cpu_precision(config, model_dir, no_data) is None
         assert InferenceSettings.load(model_dir).quantize == stored

@@ -11,7 +11,6 @@ from keyword_extractor.augment import substitute_keywords
 from keyword_extractor.data import (
     LABEL_PAD_ID,
     DynamicPaddingCollator,
-    EncodedPairs,
     EncodingSettings,
     LengthGroupedSampler,
     encode_sources,
@@ -89,18 +88,6 @@ def test_collator_pads_to_longest_row_not_to_a_fixed_length():
 def test_collator_fixed_length_mode_reproduces_pad_to_512():
     batch = DynamicPaddingCollator(pad_token_id=2, pad_to=512)([{"input_ids": [0, 1], "labels": [1]}])
     assert batch["input_ids"].shape == (1, 512) and batch["labels"].shape == (1, 512)
-
-
-def test_denoising_masks_tokens_but_keeps_targets_whole(tokenizer):
-    settings = EncodingSettings.from_tokenizer(tokenizer)
-    queries = ["여행자 휴대품 면세한도는 얼마인가요?"] * 50
-    pairs = EncodedPairs.for_denoising(tokenizer, queries, settings, mask_ratio=0.3, seed=1)
-    clean = encode_sources(tokenizer, queries[:1], settings)[0]
-    masked = sum(row.count(tokenizer.mask_token_id) for row in pairs.sources)
-    body = (len(clean) - 2) * len(queries)
-    assert 0.15 < masked / body < 0.45
-    assert all(row[0] == tokenizer.bos_token_id and row[-1] == tokenizer.eos_token_id for row in pairs.sources)
-    assert pairs.labels[0] == encode_targets(tokenizer, queries[:1], settings)[0]
 
 
 def test_length_grouped_sampler_covers_every_row_once_and_groups_lengths():

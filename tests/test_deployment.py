@@ -19,8 +19,8 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from keyword_extractor import tracking
-from keyword_extractor.bento_process import free_port
+from keyword_extractor.integrations import tracking
+from tests.bento_process import free_port
 from tests.conftest import PROJECT_ROOT, prefect_env
 
 pytestmark = pytest.mark.slow
@@ -59,6 +59,21 @@ def prefect_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subpro
     return result
 
 
+def make_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`make deploy` with this interpreter's environment (the one the suite runs in)."""
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run(
+        ["make", "deploy", f"VENV={venv}", f"PY={sys.executable}"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"make deploy:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("deployment")
@@ -94,10 +109,10 @@ def prefect_server(workdir) -> Iterator[dict[str, str]]:
 
 def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_server, workdir):
     env = prefect_server
-    for pool in ("local-process", "gpu-process"):
-        prefect_cli(env, "work-pool", "create", pool, "--type", "process")
-    deployed = prefect_cli(env, "deploy", "--all")
+    deployed = make_deploy(env)  # the README's command, on a server that has no pool yet
     assert "train-pipeline/local-cpu" in deployed.stdout and "train-pipeline/kobart-gpu" in deployed.stdout
+    again = make_deploy(env)  # idempotent: the pools exist now, the deployments are updated
+    assert "work pool local-process: exists" in again.stdout and "work pool gpu-process: exists" in again.stdout
 
     worker = start([PREFECT, "worker", "start", "--pool", "local-process"], env, workdir / "worker.log")
     try:

@@ -15,19 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor.evaluate import (
+from keyword_extractor.evaluate import _timed_batches, evaluate, load_test_set
+from keyword_extractor.evaluation_report import (
     CHART_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
     WORST_SHOWN,
-    EvaluationResult,
-    _timed_batches,
-    evaluate,
-    load_test_set,
+    headline_rows,
 )
 from keyword_extractor.keywords import parse_keywords
 from keyword_extractor.metrics import row_scores, score
+from keyword_extractor.results import EvaluationResult
 from keyword_extractor.tsv import DataFileError, load_pairs
 from tests.conftest import TEST_TSV, prefect_env, run_module
 
@@ -180,7 +179,7 @@ def test_baseline_only_mode(small_test, evaluation, tmp_path):
     report = Path(result.paths["report"]).read_text(encoding="utf-8")
     assert "model: none (baseline only)" in report and f"## Worst {WORST_SHOWN} questions by baseline F1" in report
     assert Path(result.paths["chart"]).read_bytes().startswith(PNG_MAGIC)
-    assert [row["system"] for row in result.headline()] == ["baseline"]
+    assert [row["system"] for row in headline_rows(result)] == ["baseline"]
 
 
 def test_bad_inputs_fail_before_anything_is_loaded(small_test, tmp_path):
@@ -318,7 +317,7 @@ def test_prefect_task_publishes_the_report_and_headline(tiny_model_dir, tiny_tes
 
 
 def test_predictions_tsv_never_carries_a_spreadsheet_formula():
-    from keyword_extractor.evaluate import _predictions_tsv
+    from keyword_extractor.evaluation_report import _predictions_tsv
 
     rows = [{"query": '=HYPERLINK("http://x.example") 면세?', "gold": "@SUM(A1)", "predicted": "-2+3", "line": 2}]
     header, line = _predictions_tsv(rows).splitlines()

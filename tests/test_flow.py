@@ -14,11 +14,12 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from keyword_extractor import tracking
-from keyword_extractor.bento_process import bentoml_env, start_bento, stop_bento
+from keyword_extractor.config import CONFIG_FILE, TrainConfig
+from keyword_extractor.integrations import tracking
+from tests.bento_process import bentoml_env, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
 
-SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1", "--denoise-epochs", "0"]
+SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1"]
 # the e2e run takes the int8 path through every step: check at export, evaluation, registry, Bento. A model
 # trained on 96 rows for one epoch is far below the Kiwi baseline, so it is promoted by force here; the
 # quality gate itself is tested below and in tests/test_registry.py.
@@ -67,9 +68,37 @@ def test_flow_runs_every_step_and_registers_a_champion(pipeline_run):
     for step in ("validate-data", "open-tracking-run", "fine-tune", "evaluate", "log-evaluation", "register"):
         assert "Finished in state Completed()" in logs and step in logs, step
     assert "build-bento" in logs and summary["bento_tag"].startswith("keyword-extractor:")
+    # output nobody can act on stays out of the run's log (quiet.py)
+    for noise in ("Loading weights", "Writing model shards", "Downloading artifacts", "💡 Tip", "LeafSpec"):
+        assert noise not in logs, noise
+    assert "can be interpreted in multiple ways" not in logs
     commands = result.stdout[result.stdout.rindex("Look at the result:") :]
     for command in ("mlflow ui --backend-store-uri sqlite:", f"bentoml serve {summary['bento_tag']}", "streamlit run"):
         assert command in commands, command
+
+
+PROGRESS_SCRIPT = """
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    for artifact in client.read_artifacts():
+        if artifact.key == "fine-tune-progress":
+            print("PROGRESS", artifact.data, artifact.description)
+"""
+
+
+def test_the_flow_run_log_and_artifacts_show_training_progress_and_the_summary(pipeline_run):
+    """What `--watch`, `prefect flow-run logs` and the UI show: epochs as they finish, then the headline."""
+    workdir, result = pipeline_run
+    summary = printed_summary(result.stdout)
+    logs = result.stdout + result.stderr
+    assert "keyword_extractor.train: epoch 1/1 | train_loss" in logs
+    headline = f"pipeline summary: F1 {summary['f1']:.4f} vs Kiwi baseline {summary['baseline_f1']:.4f}"
+    assert headline in logs and summary["bento_tag"] in logs.split(headline, 1)[1]
+    env = prefect_env(workdir / "prefect-home")
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRESS_SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "PROGRESS 100.0 fine-tuning done" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -104,6 +133,12 @@ def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
     assert client.get_metric_history(run.info.run_id, "val_loss")
     assert {"val_f1_fp32", "val_f1_int8"} <= set(run.data.metrics)  # the CPU precision check at export
     assert run.data.params["quantize"] == "auto"
+    # the training process read its options from one file in the run folder, and MLflow holds the same
+    written = TrainConfig.load(workdir / "artifacts" / "runs" / "e2e" / "train" / CONFIG_FILE)
+    assert (written.base_model, written.epochs, written.limit_train_rows) == ("tiny", 1, 96)
+    assert {name: str(value) for name, value in written.model_dump().items()} == {
+        name: run.data.params[name] for name in TrainConfig.model_fields
+    }
     stored = json.loads(
         (workdir / "artifacts" / "runs" / "e2e" / "train" / "model" / "keyword_extractor.json").read_text()
     )
@@ -154,7 +189,7 @@ def test_malformed_data_fails_at_validation_before_training(tmp_path):
 @pytest.mark.slow
 def test_a_flow_killed_during_fine_tune_resumes_when_re_run(tmp_path):
     """Kill the whole flow (and its training process) after the first epoch's checkpoint; re-run by name."""
-    args = [*SMALL_RUN[:4], "--epochs", "4", "--denoise-epochs", "0", "--run-name", "crash", "--no-build"]
+    args = [*SMALL_RUN[:4], "--epochs", "4", "--run-name", "crash", "--no-build"]
     env = prefect_env(tmp_path / "prefect-home", MLFLOW_TRACKING_URI=tracking.sqlite_uri(tmp_path / "mlflow.db"))
     command = [sys.executable, "-m", "flows.train_pipeline", "--artifacts-dir", str(tmp_path / "artifacts"), *args]
     last = tmp_path / "artifacts" / "runs" / "crash" / "train" / "checkpoints" / "last.ckpt"

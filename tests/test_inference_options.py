@@ -32,7 +32,12 @@ def test_training_stores_a_cap_sized_from_its_own_targets(tiny_training_run):
     model_dir = tiny_training_run / "model"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     data = KeywordDataModule(
-        tokenizer, TRAIN_TSV, settings=EncodingSettings.from_tokenizer(tokenizer), seed=42, limit_rows=256
+        tokenizer,
+        TRAIN_TSV,
+        settings=EncodingSettings.from_tokenizer(tokenizer),
+        batch_size=16,
+        seed=42,
+        limit_rows=256,
     )
     data.setup("fit")
     expected = max_new_tokens_for([len(ids) for ids in data.train_set.labels], cap=48)
@@ -77,13 +82,15 @@ def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_d
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     settings = json.loads((model_dir / SETTINGS_FILE).read_text())
-    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": ""}))
-    assert KeywordExtractor(model_dir, device="cpu").quantize == ""
+    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "off"}))
+    assert KeywordExtractor(model_dir, device="cpu").quantize == "off"
+    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": ""}))  # directories of older releases
+    assert KeywordExtractor(model_dir, device="cpu").quantize == "off"
     (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "int8"}))
     stored = KeywordExtractor(model_dir, device="cpu")
     assert stored.quantize == "int8" and quantized_linears(stored) > 0
-    off = KeywordExtractor(model_dir, device="cpu", quantize="")
-    assert off.quantize == "" and quantized_linears(off) == 0
+    off = KeywordExtractor(model_dir, device="cpu", quantize="off")
+    assert off.quantize == "off" and quantized_linears(off) == 0
     with pytest.raises(ValueError, match="quantize"):
         KeywordExtractor(model_dir, device="cpu", quantize="int4")
 
@@ -91,7 +98,7 @@ def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_d
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_quantization_is_ignored_on_gpu_which_decodes_fp32_unless_asked(talkative_model_dir):
     extractor = KeywordExtractor(talkative_model_dir, device="cuda", quantize="int8")
-    assert extractor.quantize == "" and quantized_linears(extractor) == 0
+    assert extractor.quantize == "off" and quantized_linears(extractor) == 0
     assert next(extractor.model.parameters()).dtype == torch.float32
     half = KeywordExtractor(talkative_model_dir, device="cuda", half_precision_on_gpu=True)
     assert next(half.model.parameters()).dtype in (torch.bfloat16, torch.float16)

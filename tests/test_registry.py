@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from keyword_extractor import registry, tracking
+from keyword_extractor.integrations import registry, tracking
 from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = ["여행자 휴대품 면세한도는 얼마인가요?", "관세 체납하면 어떻게 돼?"]
@@ -70,8 +70,11 @@ def test_registry_quality_gate_and_idempotency(store, tiny_model_dir):
     client = MlflowClient()
     assert client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion").version in (5, "5")
     assert len(client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")) == 5
-    decision = client.get_model_version(registry.REGISTERED_MODEL, "2").tags["promotion_decision"]
-    assert decision == worse.decision
+    second = client.get_model_version(registry.REGISTERED_MODEL, "2")
+    assert second.tags["promotion_decision"] == worse.decision
+    # the version list in `mlflow ui` says how good each version is, on which data, from which base model
+    assert second.description.startswith("Keyword F1 0.4000 vs Kiwi baseline 0.3000 on test set sha256 digest-1")
+    assert "base model " in second.description and second.description.endswith(worse.decision)
     logged = client.get_run(worse.run_id).data
     assert logged.metrics["registry.champion_f1_before"] == 0.50 and logged.params["registry.version"] == "2"
 
@@ -159,8 +162,6 @@ def test_training_logs_losses_and_parameters_into_the_pipeline_run(store, tmp_pa
         "64",
         "--epochs",
         "2",
-        "--denoise-epochs",
-        "0",
         "--batch-size",
         "16",
         "--mlflow-run-id",
@@ -278,13 +279,13 @@ def test_a_retried_registration_finishes_what_the_first_attempt_left(store, tiny
 REGISTER_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from keyword_extractor import registry, tracking
+from keyword_extractor.integrations import registry, tracking
 tracking.configure()
 go = Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.01)
 outcome = registry.register(sys.argv[1], sys.argv[2], float(sys.argv[4]), "digest-1", baseline_f1=0.5)
-print(json.dumps(outcome.as_dict()))
+print(outcome.model_dump_json())
 """
 
 
@@ -322,3 +323,31 @@ def test_two_processes_registering_at_once_make_one_version_and_one_champion(sto
     assert champion.run_id == other  # 0.80 beats 0.70 whatever the order: no lost update in the gate
     for version in versions:
         assert "promotion_decision" in version.tags
+
+
+def test_compare_lists_versions_with_their_scores_and_the_questions_two_versions_disagree_on(
+    store, tiny_model_dir, tmp_path, capsys
+):
+    from keyword_extractor.integrations import compare
+
+    versions = {}
+    for name, (f1, second) in {"a": (0.61, "여행자"), "b": (0.72, "휴대품")}.items():  # differ on one question
+        run_id = new_run(name)
+        tracking.log_metrics(run_id, {"f1": f1}, prefix="model")
+        tracking.log_metrics(run_id, {"f1": 0.70}, prefix="baseline")
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = ["query\tgold\tpredicted", "면세한도는?\t면세한도\t면세한도", f"여행자 휴대품?\t휴대품\t{second}"]
+        (folder / "predictions.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        tracking.log_files(run_id, [folder / "predictions.tsv"], "evaluation")
+        versions[name] = registry.register(run_id, tiny_model_dir, f1, "digest-1", baseline_f1=0.70).version
+
+    assert compare.main(["--diff", versions["a"], versions["b"]]) == 0
+    table, _, diff = capsys.readouterr().out.partition("\n\n")
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["version", "aliases", "F1"]
+    newest, older = lines[2].split(), lines[3].split()
+    assert newest[:4] == [versions["b"], "challenger,champion", "0.7200", "0.7000"]
+    assert older[:4] == [versions["a"], "—", "0.6100", "0.7000"]  # below the baseline: never champion
+    assert diff.splitlines()[0] == f"1 questions answered differently by v{versions['a']} and v{versions['b']}:"
+    assert "- 여행자 휴대품?" in diff and f"v{versions['a']}: 여행자" in diff and f"v{versions['b']}: 휴대품" in diff

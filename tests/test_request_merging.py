@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from keyword_extractor.request_merging import RequestMerger
+from service_support.request_merging import RequestMerger
 
 
 class Recorder:

@@ -25,9 +25,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from keyword_extractor.bento_process import bentoml_env, import_model, start_bento, stop_bento
 from keyword_extractor.keywords import is_grounded
 from keyword_extractor.tsv import load_pairs
+from tests.bento_process import bentoml_env, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV, prefect_env
 
 pytestmark = pytest.mark.slow  # starts real servers; deselect with -m "not slow"
@@ -293,7 +293,7 @@ BUILD_SCRIPT = textwrap.dedent("""
     import json, sys
     from prefect import flow
     from prefect.client.orchestration import get_client
-    from keyword_extractor import registry, tracking
+    from keyword_extractor.integrations import registry, tracking
     from tasks.bento import build_bento
 
     tracking.configure()

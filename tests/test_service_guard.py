@@ -12,8 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from keyword_extractor import client as service_client
-from keyword_extractor.bento_process import bentoml_env, import_model, start_bento, stop_bento
+from app_support import client as service_client
+from tests.bento_process import bentoml_env, import_model, start_bento, stop_bento
 
 pytestmark = pytest.mark.slow
 

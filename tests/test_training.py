@@ -139,8 +139,6 @@ def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
         "96",
         "--epochs",
         "1",
-        "--denoise-epochs",
-        "0",
         "--batch-size",
         "8",
         "--accelerator",
@@ -176,8 +174,6 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
         "64",
         "--epochs",
         "2",
-        "--denoise-epochs",
-        "0",
         "--batch-size",
         "16",
         "--val-fraction",
@@ -237,7 +233,7 @@ def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path)
     result = run_module(
         "keyword_extractor.train",
         *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
-        *("--limit-train-rows", "64", "--epochs", "3", "--denoise-epochs", "0", "--augment-copies", "0"),
+        *("--limit-train-rows", "64", "--epochs", "3", "--augment-copies", "0"),
         *("--batch-size", "16", "--val-fraction", "0.25", "--early-stopping-patience", "0"),
     )
     output = result.stdout + result.stderr
@@ -265,3 +261,31 @@ def test_bf16_mixed_precision_trains_with_gradient_clipping(tmp_path):
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (tmp_path / "model" / SETTINGS_FILE).is_file()
+
+
+def test_label_smoothing_reaches_the_loss_from_the_config(tiny_base_dir):
+    """An option added to TrainConfig alone is what the module trains with (no plumbing in between)."""
+    from keyword_extractor.config import TrainConfig
+    from keyword_extractor.data import LABEL_PAD_ID
+    from keyword_extractor.modeling import KeywordSeq2Seq
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    batch = {
+        "input_ids": tokenizer(QUESTIONS[:2], padding=True, return_tensors="pt")["input_ids"],
+        "labels": torch.tensor([[5, 6, 7, 1], [8, 9, 1, LABEL_PAD_ID]]),
+    }
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        config = TrainConfig(base_model="tiny", label_smoothing=smoothing).model_dump()
+        module = KeywordSeq2Seq(str(tiny_base_dir), config, total_steps=10).eval()
+        with torch.no_grad():
+            losses[smoothing] = module(**batch).item()
+            logits = module.model(**batch).logits
+        expected = torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)),
+            batch["labels"].view(-1),
+            ignore_index=LABEL_PAD_ID,
+            label_smoothing=smoothing,
+        )
+        assert losses[smoothing] == pytest.approx(expected.item(), rel=1e-5)
+    assert losses[0.2] != pytest.approx(losses[0.0])

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from keyword_extractor.tsv import load_pairs
-from keyword_extractor.validation import DataValidationError, ValidationReport, validate
+from keyword_extractor.validation import validate
+from keyword_extractor.validation_report import DataValidationError, ValidationReport
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
@@ -21,34 +20,14 @@ from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from keyword_extractor.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE
+from keyword_extractor.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE, InferenceSettings
+from keyword_extractor.paths import CORE_PACKAGE
+from keyword_extractor.results import REGISTERED_MODEL, Registration
 
 log = logging.getLogger(__name__)
 
-REGISTERED_MODEL = "keyword-extractor"
 CHAMPION, CHALLENGER = "champion", "challenger"
-CORE_PACKAGE = Path(__file__).resolve().parent
 INPUT_EXAMPLE = ["여행자 휴대품 면세한도는 얼마인가요?", "세종대왕이 훈민정음을 반포한 해는 언제인가?"]
-
-
-@dataclass
-class Registration:
-    """What the registry step did, with both numbers behind the promotion decision."""
-
-    name: str
-    version: str
-    run_id: str
-    alias: str
-    promoted: bool
-    decision: str
-    f1: float
-    baseline_f1: float
-    champion_version: str | None
-    champion_f1: float | None
-    created: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _existing_version(client: MlflowClient, run_id: str) -> str | None:
@@ -98,7 +77,7 @@ def log_pyfunc_model(model_dir: str | Path) -> str:
     """Log the model directory as a pyfunc model in the active run; returns its model URI."""
     info = mlflow.pyfunc.log_model(
         name=REGISTERED_MODEL,
-        python_model=str(CORE_PACKAGE / "mlflow_model.py"),
+        python_model=str(CORE_PACKAGE / "integrations" / "mlflow_model.py"),
         artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
         code_paths=[str(CORE_PACKAGE)],
         input_example=INPUT_EXAMPLE,
@@ -181,17 +160,27 @@ def _finished(client: MlflowClient, version: str, run_id: str, f1: float, baseli
     aliases = set(stored.aliases)
     log.info("run %s is already registered as v%s; not creating another version", run_id, version)
     return Registration(
-        REGISTERED_MODEL,
-        version,
-        run_id,
-        CHAMPION if CHAMPION in aliases else CHALLENGER,
-        CHAMPION in aliases,
-        stored.tags[DECISION_TAG],
-        f1,
-        baseline_f1,
-        None,
-        None,
+        name=REGISTERED_MODEL,
+        version=version,
+        run_id=run_id,
+        alias=CHAMPION if CHAMPION in aliases else CHALLENGER,
+        promoted=CHAMPION in aliases,
+        decision=stored.tags[DECISION_TAG],
+        f1=f1,
+        baseline_f1=baseline_f1,
+        champion_version=None,
+        champion_f1=None,
         created=False,
+    )
+
+
+def version_description(model_dir: str | Path, f1: float, baseline_f1: float, test_digest: str, decision: str) -> str:
+    """What the registry's version list should say at a glance: quality against the baseline, data, model."""
+    settings = InferenceSettings.load(model_dir)
+    return (
+        f"Keyword F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f} on test set sha256 {test_digest[:12]}; "
+        f"base model {settings.base_model or 'unknown'}, grounding {settings.grounding}, "
+        f"CPU precision {settings.quantize}. {decision}"
     )
 
 
@@ -253,18 +242,23 @@ def register(
             if champion_f1 is not None:
                 mlflow.log_metric("registry.champion_f1_before", champion_f1)
             mlflow.log_metric("registry.promoted", float(promoted))
+        client.update_model_version(
+            REGISTERED_MODEL,
+            version,
+            description=version_description(model_dir, f1, baseline_f1, test_digest, decision),
+        )
         client.set_model_version_tag(REGISTERED_MODEL, version, DECISION_TAG, decision)  # last: marks it done
     log.info("registered %s v%s: %s", REGISTERED_MODEL, version, decision)
     return Registration(
-        REGISTERED_MODEL,
-        version,
-        run_id,
-        CHAMPION if promoted else CHALLENGER,
-        promoted,
-        decision,
-        f1,
-        baseline_f1,
-        str(champion.version) if champion else None,
-        champion_f1,
+        name=REGISTERED_MODEL,
+        version=version,
+        run_id=run_id,
+        alias=CHAMPION if promoted else CHALLENGER,
+        promoted=promoted,
+        decision=decision,
+        f1=f1,
+        baseline_f1=baseline_f1,
+        champion_version=str(champion.version) if champion else None,
+        champion_f1=champion_f1,
         created=created,
     )

@@ -13,8 +13,10 @@ import os
 import subprocess
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENT_NAME = "keyword-extractor"
+from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.results import REGISTERED_MODEL
+
+EXPERIMENT_NAME = REGISTERED_MODEL
 
 
 def default_store(root: Path = PROJECT_ROOT) -> tuple[str, str]:

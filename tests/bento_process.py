@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from keyword_extractor.paths import PROJECT_ROOT
 
 
 def free_port() -> int:
@@ -40,7 +40,14 @@ def bentoml_env(home: Path, **extra: str) -> dict[str, str]:
 
 def import_model(model_dir: str | Path, env: dict[str, str], labels: dict[str, str] | None = None) -> str:
     """Copy a model directory into the BentoML store of `env` the documented way; returns its tag."""
-    command = [sys.executable, "-m", "keyword_extractor.bento_models", "import", "--model-dir", str(model_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "keyword_extractor.integrations.bento_models",
+        "import",
+        "--model-dir",
+        str(model_dir),
+    ]
     for key, value in (labels or {}).items():
         command += ["--label", f"{key}={value}"]
     done = subprocess.run(

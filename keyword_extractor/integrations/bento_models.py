@@ -4,9 +4,9 @@ The service serves a *BentoML* model (so that a built Bento carries its weights)
 pipeline registers *MLflow* versions. This module is the bridge, kept out of Prefect so it can be
 called from a task, a test or the command line:
 
-    python -m keyword_extractor.bento_models import --model-dir artifacts/runs/x/train/model
-    python -m keyword_extractor.bento_models import-registry --alias champion
-    python -m keyword_extractor.bento_models build --model-tag keyword-extractor:abc123
+    python -m keyword_extractor.integrations.bento_models import --model-dir artifacts/runs/x/train/model
+    python -m keyword_extractor.integrations.bento_models import-registry --alias champion
+    python -m keyword_extractor.integrations.bento_models build --model-tag keyword-extractor:abc123
 
 BentoML and MLflow are imported inside the functions: importing the core package stays light.
 Where BentoML keeps its stores follows `BENTOML_HOME` (default `~/bentoml`).
@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
+from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.results import REGISTERED_MODEL
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "keyword-extractor"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = REGISTERED_MODEL  # the Bento model carries the registry's name
 MODEL_TAG_ENV = "KEYWORD_MODEL_TAG"  # which BentoML model `service.py` serves
 # Labels that say *which* model this is; a later import with the same values reuses the stored model.
 IDENTITY_LABELS = ("registered_model", "mlflow_version", "mlflow_run_id", "content_sha256")
@@ -103,7 +104,7 @@ def registered_version(alias: str | None = "champion", version: str | int | None
     import mlflow
     from mlflow import MlflowClient
 
-    from keyword_extractor import registry, tracking
+    from keyword_extractor.integrations import registry, tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     client = MlflowClient()
@@ -120,7 +121,7 @@ def model_dir_from_registry(
     """Download a registered version (by `version`, else by `alias`); returns (model directory, ModelVersion)."""
     import mlflow
 
-    from keyword_extractor import registry
+    from keyword_extractor.integrations import registry
 
     info = registered_version(alias, version)
     local = mlflow.artifacts.download_artifacts(
@@ -137,7 +138,7 @@ def import_from_registry(alias: str | None = "champion", version: str | int | No
 
     A version imported before is found by its labels and not downloaded again.
     """
-    from keyword_extractor import registry, tracking
+    from keyword_extractor.integrations import registry, tracking
 
     info = registered_version(alias, version)
     aliases = set(getattr(info, "aliases", []) or [])
@@ -218,7 +219,7 @@ def _labels(pairs: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.bento_models",
+        prog="python -m keyword_extractor.integrations.bento_models",
         description="Move keyword models into the BentoML model store and build Bentos (BENTOML_HOME decides where).",
     )
     commands = parser.add_subparsers(dest="command", required=True)

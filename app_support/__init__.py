@@ -1,0 +1,1 @@
+"""What the Streamlit app (app.py) needs besides Streamlit: the service's HTTP client, question files."""

@@ -1,0 +1,101 @@
+"""Command-line helpers shared by the project's CLIs.
+
+`add_model_options` turns a pydantic model's fields into argparse options (type, choices, help and
+default from the field), so a training option is declared once, in `config.TrainConfig`, and every
+command line that exposes it follows. Options the user does not give stay out of the parsed result:
+the model's own defaults and presets decide them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1, with a message that names the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _plain_type(annotation: Any) -> Any:
+    """`int | None` → int; other annotations unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def option_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser, model: type[BaseModel], presets: dict[str, dict] | None = None
+) -> None:
+    """`--config FILE` and one option per field of `model`, in argparse groups named by the fields' `group`.
+
+    Presets (name → field values) are shown in the help next to the default they replace.
+    """
+    parser.add_argument(
+        "--config", help="JSON file of these options (e.g. a run's train_config.json); the command line overrides it"
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        group_name = str(extra.get("group", "options"))
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(group_name)
+        group = groups[group_name]
+        default = field.default
+        shown = [f"default: {default}"]
+        for preset, values in (presets or {}).items():
+            if name in values:
+                shown.append(f"{preset}: {values[name]}")
+        help_text = f"{field.description or ''} [{'; '.join(shown)}]".replace("%", "%%")
+        kind = _plain_type(field.annotation)
+        common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+        if kind is bool:
+            group.add_argument(option_name(name), action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is Literal:
+            group.add_argument(option_name(name), choices=typing.get_args(kind), **common)
+        else:
+            group.add_argument(
+                option_name(name), type=kind if kind in (int, float) else str, metavar=name.upper(), **common
+            )
+
+
+def model_from_args(namespace: argparse.Namespace, model: type[Model]) -> Model:
+    """The --config file's fields, overridden by those given on the command line; the model's defaults fill the rest."""
+    given = {name: value for name, value in vars(namespace).items() if name in model.model_fields}
+    try:
+        return model(**{**load_json_options(namespace.config), **given})
+    except ValidationError as error:
+        raise SystemExit(f"error: invalid options:\n{error}") from None
+
+
+def load_json_options(path: str | Path | None) -> dict[str, Any]:
+    """A `--config` file's fields (a JSON object), with the file named in the error when it is not one."""
+    if path is None:
+        return {}
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(f"error: --config {path}: {error}") from None
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"error: --config {path}: expected a JSON object of options, found {type(loaded).__name__}")
+    return loaded

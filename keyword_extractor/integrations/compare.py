@@ -1,0 +1,143 @@
+"""Compare registered versions without picking columns in `mlflow ui`.
+
+    python -m keyword_extractor.integrations.compare                 # the latest versions, side by side
+    python -m keyword_extractor.integrations.compare --diff 3 5      # questions whose keywords differ
+
+Reads the tracking store (`MLFLOW_TRACKING_URI`, else the project's embedded one): every version of
+the registered model with its aliases, test F1 next to the Kiwi baseline's, the training recipe and
+the data it saw; for two versions, their `evaluation/predictions.tsv` question by question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from keyword_extractor.cli import positive_int
+from keyword_extractor.results import REGISTERED_MODEL
+
+COLUMNS = ("version", "aliases", "F1", "baseline F1", "base model", "epochs", "lr", "train data", "minutes")
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    aliases: str
+    f1: str
+    baseline_f1: str
+    base_model: str
+    epochs: str
+    learning_rate: str
+    train_digest: str
+    minutes: str
+    run_id: str
+
+    def cells(self) -> list[str]:
+        return [
+            self.version,
+            self.aliases,
+            self.f1,
+            self.baseline_f1,
+            self.base_model,
+            self.epochs,
+            self.learning_rate,
+            self.train_digest,
+            self.minutes,
+        ]
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def version_rows(client, limit: int) -> list[VersionRow]:
+    """The newest `limit` versions, newest first."""
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+    versions = sorted(versions, key=lambda v: int(v.version), reverse=True)[:limit]
+    rows = []
+    for found in versions:
+        version = client.get_model_version(REGISTERED_MODEL, found.version)  # search results carry no aliases
+        run = client.get_run(version.run_id)
+        metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+        ended = run.info.end_time or run.info.start_time
+        rows.append(
+            VersionRow(
+                version=str(version.version),
+                aliases=",".join(sorted(version.aliases)) or "—",
+                f1=_number(metrics.get("model.f1")),
+                baseline_f1=_number(metrics.get("baseline.f1")),
+                base_model=params.get("base_model", "—"),
+                epochs=params.get("epochs", "—"),
+                learning_rate=params.get("learning_rate", "—"),
+                train_digest=tags.get("data.train.sha256", "—")[:12],
+                minutes=f"{(ended - run.info.start_time) / 60000:.1f}" if ended else "—",
+                run_id=version.run_id,
+            )
+        )
+    return rows
+
+
+def render_table(rows: list[VersionRow]) -> str:
+    grid = [list(COLUMNS)] + [row.cells() for row in rows]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in grid]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _predictions(client, run_id: str) -> dict[str, str]:
+    """question → predicted keywords, from the run's evaluation/predictions.tsv."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(run_id, "evaluation/predictions.tsv", folder)
+        with open(path, encoding="utf-8", newline="") as file:
+            return {
+                row["query"]: row["predicted"] for row in csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
+            }
+
+
+def differing_questions(client, first: str, second: str) -> list[tuple[str, str, str]]:
+    """(question, keywords of `first`, keywords of `second`) wherever the two versions answer differently."""
+    runs = {v: client.get_model_version(REGISTERED_MODEL, v).run_id for v in (first, second)}
+    answers = {v: _predictions(client, run_id) for v, run_id in runs.items()}
+    return [
+        (question, answer, answers[second].get(question, "—"))
+        for question, answer in answers[first].items()
+        if answer != answers[second].get(question)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.integrations.compare",
+        description=f"Registered versions of {REGISTERED_MODEL} side by side (F1 vs the Kiwi baseline, recipe, "
+        "data), and the questions two versions answer differently. Store: MLFLOW_TRACKING_URI, else the "
+        "project's artifacts/mlflow.db.",
+    )
+    parser.add_argument("--last", type=positive_int, default=10, help="how many versions, newest first [10]")
+    parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="two versions: list the questions they differ on")
+    args = parser.parse_args(argv)
+    from mlflow import MlflowClient
+
+    from keyword_extractor.integrations import tracking
+
+    tracking.configure()
+    client = MlflowClient()
+    rows = version_rows(client, args.last)
+    if not rows:
+        print(f"no registered versions of {REGISTERED_MODEL} in {tracking.tracking_uri()}", file=sys.stderr)
+        return 1
+    print(render_table(rows))
+    if args.diff:
+        first, second = args.diff
+        changed = differing_questions(client, first, second)
+        print(f"\n{len(changed)} questions answered differently by v{first} and v{second}:")
+        for question, a, b in changed:
+            print(f"- {question}\n    v{first}: {a}\n    v{second}: {b}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

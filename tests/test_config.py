@@ -1,0 +1,72 @@
+"""TrainConfig: one typed place for every training option, its presets, and the command lines built from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from flows import train_pipeline
+from keyword_extractor import train
+from keyword_extractor.config import DEFAULT_BASE_MODEL, PRESETS, TINY, TrainConfig, default
+from tests.conftest import PROJECT_ROOT
+
+
+def test_defaults_are_the_kobart_recipe_and_the_tiny_preset_fills_only_unset_fields():
+    kobart = TrainConfig()
+    recipe = (kobart.base_model, kobart.epochs, kobart.batch_size, kobart.learning_rate)
+    assert recipe == (DEFAULT_BASE_MODEL, 2, 8, 3e-5)
+    tiny = TrainConfig(base_model=TINY)
+    assert {name: getattr(tiny, name) for name in PRESETS[TINY]} == PRESETS[TINY]
+    assert tiny.weight_decay == kobart.weight_decay == default("weight_decay")  # not in the preset: shared
+    assert TrainConfig(base_model=TINY, epochs=3, learning_rate=5e-4).epochs == 3
+    assert TrainConfig(base_model=TINY, epochs=None).epochs == PRESETS[TINY]["epochs"]  # None: unset (a form)
+
+
+def test_invalid_options_are_refused_with_the_field_named():
+    wrong = (({"epochs": 0}, "epochs"), ({"schedule": "cosine"}, "schedule"), ({"quantise": "int8"}, "quantise"))
+    for bad, field in wrong:
+        with pytest.raises(ValidationError, match=field):
+            TrainConfig(**bad)
+    with pytest.raises(ValidationError):
+        TrainConfig().epochs = 5  # frozen: a run's config cannot drift after it is written
+
+
+def test_the_json_file_round_trips(tmp_path):
+    config = TrainConfig(base_model=TINY, epochs=3, quantize="auto", devices="-1")
+    path = config.save(tmp_path / "train_config.json")
+    assert TrainConfig.load(path) == config
+    assert json.loads(path.read_text())["epochs"] == 3
+
+
+def test_the_training_command_line_has_one_option_per_field_and_the_config_file_under_it(tmp_path):
+    parser = train.build_parser()
+    options = {action.dest for action in parser._actions}
+    assert set(TrainConfig.model_fields) <= options
+    config_file = TrainConfig(base_model=TINY, epochs=3, batch_size=4).save(tmp_path / "c.json")
+    args = parser.parse_args(["--train", "t.tsv", "--config", str(config_file), "--epochs", "5", "--no-span-selector"])
+    config = train.config_from(args)
+    assert (config.epochs, config.batch_size, config.span_selector) == (5, 4, False)  # line > file > preset
+    assert config.learning_rate == PRESETS[TINY]["learning_rate"]
+
+
+def test_the_flow_command_line_offers_the_same_training_options():
+    flow_options = {action.dest for action in train_pipeline.build_parser()._actions}
+    assert set(TrainConfig.model_fields) <= flow_options
+
+
+@pytest.mark.parametrize("module", ["keyword_extractor.train", "flows.train_pipeline"])
+def test_help_answers_without_loading_torch_or_lightning(module):
+    """--help used to wait for torch, Lightning and Prefect's flow machinery (8-12 s)."""
+    code = (
+        f"import runpy, sys\nsys.argv = ['{module}', '--help']\n"
+        f"try:\n    runpy.run_module('{module}', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'transformers', 'mlflow') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert "--learning-rate" in result.stdout and "tiny: 0.001" in result.stdout
+    assert "HEAVY []" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
