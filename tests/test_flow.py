@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def test_the_flow_run_log_and_artifacts_show_training_progress_and_the_summary(p
     done = subprocess.run(
         [sys.executable, "-c", PROGRESS_SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
-    assert "PROGRESS 100.0 fine-tuning done" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert re.search(r"PROGRESS 100(\.0)? fine-tuning done", done.stdout), done.stdout[-2000:] + done.stderr[-2000:]
 
 
 @pytest.mark.slow
