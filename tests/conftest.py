@@ -62,6 +62,26 @@ def tiny_training_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_run_data(tiny_training_run):
+    """The data module `tiny_training_run` trained on (same rows, split and tokenizer), set up for fit."""
+    from transformers import AutoTokenizer
+
+    from keyword_extractor.data import EncodingSettings, KeywordDataModule
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_training_run / "model")
+    data = KeywordDataModule(
+        tokenizer,
+        TRAIN_TSV,
+        settings=EncodingSettings.from_tokenizer(tokenizer),
+        batch_size=16,
+        seed=42,
+        limit_rows=256,
+    )
+    data.setup("fit")
+    return data
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tiny_training_run) -> Path:
     return tiny_training_run / "model"
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 
-from transformers import AutoTokenizer
-
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
 from keyword_extractor.config import TrainConfig
 from keyword_extractor.cpu_precision import choose_quantize, measure_int8, store_cpu_precision
-from keyword_extractor.data import EncodingSettings, KeywordDataModule
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.metrics import score
 from keyword_extractor.training import choose_cpu_precision
 from keyword_extractor.tsv import load_pairs
-from tests.conftest import TEST_TSV, TRAIN_TSV
+from tests.conftest import TEST_TSV
 
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]
 
@@ -28,22 +25,15 @@ def test_int8_is_kept_only_within_the_allowed_f1_drop():
     assert choose_quantize(0.50, 0.4999, 0.0) == "off"
 
 
-def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_choice(tiny_training_run, tmp_path):
+def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_choice(
+    tiny_training_run, tiny_run_data, tmp_path
+):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_training_run / "model", model_dir)
     assert InferenceSettings.load(model_dir).quantize == "off"  # training's default: fp32, nothing measured
     summary = json.loads((tiny_training_run / "train_summary.json").read_text())
     assert summary["quantize"] == "off" and summary["int8_check"] is None
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = KeywordDataModule(
-        tokenizer,
-        TRAIN_TSV,
-        settings=EncodingSettings.from_tokenizer(tokenizer),
-        batch_size=16,
-        seed=42,
-        limit_rows=256,
-    )
-    data.setup("fit")
+    data = tiny_run_data
     config = TrainConfig(base_model="tiny", quantize="auto", int8_max_f1_drop=0.01)
     check = choose_cpu_precision(config, model_dir, data)
     assert check.questions == len(data.val_rows) > 0

@@ -6,10 +6,8 @@ import json
 
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, max_new_tokens_for
-from keyword_extractor.data import EncodingSettings, KeywordDataModule
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import is_grounded
 from keyword_extractor.tsv import load_pairs
@@ -27,19 +25,10 @@ def test_cap_is_the_quantile_length_plus_a_margin_and_never_above_the_bound():
         max_new_tokens_for([])
 
 
-def test_training_stores_a_cap_sized_from_its_own_targets(tiny_training_run):
+def test_training_stores_a_cap_sized_from_its_own_targets(tiny_training_run, tiny_run_data):
     """The fixture trains on the first 256 rows with the default split: the stored cap follows those targets."""
     model_dir = tiny_training_run / "model"
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = KeywordDataModule(
-        tokenizer,
-        TRAIN_TSV,
-        settings=EncodingSettings.from_tokenizer(tokenizer),
-        batch_size=16,
-        seed=42,
-        limit_rows=256,
-    )
-    data.setup("fit")
+    data = tiny_run_data
     expected = max_new_tokens_for([len(ids) for ids in data.train_set.labels], cap=48)
     stored = json.loads((model_dir / SETTINGS_FILE).read_text())
     assert stored["max_new_tokens"] == expected < 48
