@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup pipeline test browser deploy compare lint clean
+.PHONY: setup pipeline test browser postgres deploy compare lint clean
 
 setup: $(VENV)/.installed
 
@@ -18,11 +18,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 pipeline: setup  ## the whole pipeline (tiny, offline, CPU) on the bundled data: validate → … → build-bento
 	$(PY) -m flows.train_pipeline --base-model tiny
 
-test: setup browser
+test: setup browser postgres
 	$(PY) -m pytest
 
 browser:  ## Debian's Chromium and a CJK font for the browser test (apt-get; prints the command if it cannot)
 	bash scripts/install_browser.sh
+
+postgres:  ## PostgreSQL's server binaries for the stack test (apt-get; prints the command if it cannot)
+	bash scripts/install_postgres.sh
 
 deploy: setup  ## every deployment of prefect.yaml, creating its work pools if missing (PREFECT_API_URL: the server)
 	PREFECT=$(VENV)/bin/prefect PYTHON=$(PY) bash scripts/deploy.sh

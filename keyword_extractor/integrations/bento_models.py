@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = REGISTERED_MODEL  # the Bento model carries the registry's name
 MODEL_TAG_ENV = "KEYWORD_MODEL_TAG"  # which BentoML model `service.py` serves
+DEFAULT_BENTOFILE = "bentofile.yaml"  # the slim CPU image; bentofile.cuda.yaml is the CUDA variant
 # Labels that say *which* model this is; a later import with the same values reuses the stored model.
 IDENTITY_LABELS = ("registered_model", "mlflow_version", "mlflow_run_id", "content_sha256")
 # Model labels repeated on the Bento, so `bentoml list` shows what each Bento serves.
@@ -171,8 +172,11 @@ def build_bento(
     build_ctx: str | Path = PROJECT_ROOT,
     labels: dict[str, Any] | None = None,
     version: str | None = None,
+    bentofile: str = DEFAULT_BENTOFILE,
 ) -> str:
-    """Build the Bento of `bentofile.yaml` around `model_tag`; returns the Bento tag.
+    """Build the Bento of `bentofile` (in `build_ctx`) around `model_tag`; returns the Bento tag.
+
+    `bentofile.yaml` makes the slim CPU image; `bentofile.cuda.yaml` the same service on a CUDA base image.
 
     The tag is pinned as the Bento argument `model_tag`, so `bentoml serve <bento>` serves this
     model even after newer models are imported; `KEYWORD_MODEL_TAG` is set for the build itself.
@@ -185,7 +189,7 @@ def build_bento(
     bento_labels.update({"model_tag": model.tag.version or "", **{str(k): str(v) for k, v in (labels or {}).items()}})
     os.environ[MODEL_TAG_ENV] = model_tag
     bento = bentoml.bentos.build_bentofile(
-        str(Path(build_ctx) / "bentofile.yaml"),
+        str(Path(build_ctx) / bentofile),
         build_ctx=str(build_ctx),
         labels=bento_labels,
         args={"model_tag": model_tag},
@@ -231,6 +235,12 @@ def main(argv: list[str] | None = None) -> None:
     remote.add_argument("--version", help="registered version (wins over --alias)")
     build = commands.add_parser("build", help="build the Bento around a stored model; prints the Bento tag")
     build.add_argument("--model-tag", required=True, help="BentoML model tag, e.g. keyword-extractor:abc123")
+    build.add_argument(
+        "--bentofile",
+        default=DEFAULT_BENTOFILE,
+        help=f"build file in the project root: {DEFAULT_BENTOFILE} (CPU image) or bentofile.cuda.yaml (CUDA image) "
+        f"[default: {DEFAULT_BENTOFILE}]",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "import":
@@ -238,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "import-registry":
         print(import_from_registry(args.alias, args.version))
     else:
-        tag = build_bento(args.model_tag)
+        tag = build_bento(args.model_tag, bentofile=args.bentofile)
         print(tag)
         print(f"serve it with: bentoml serve {tag}", flush=True)
 
