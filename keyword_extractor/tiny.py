@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,8 @@ from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTok
 from keyword_extractor.config import TinySpec
 from keyword_extractor.keywords import clean_keywords, normalize, parse_keywords
 from keyword_extractor.tsv import load_pairs
+
+log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>", "<mask>"]  # KoBART-like names; ids 0..4
 SPEC_FILE = "tiny_profile.json"
@@ -150,6 +153,7 @@ def build_tiny_base(train_path: str | Path, output_dir: str | Path, spec: TinySp
     fingerprint = _fingerprint(train_path, spec)
     spec_file = output_dir / SPEC_FILE
     if spec_file.is_file() and json.loads(spec_file.read_text()).get("fingerprint") == fingerprint:
+        log.info("reusing the tiny base model in %s (same data and spec)", output_dir)
         return output_dir
     pairs = load_pairs(train_path)
     queries = pairs["query"].tolist()
@@ -178,4 +182,5 @@ def build_tiny_base(train_path: str | Path, output_dir: str | Path, spec: TinySp
         staging.replace(output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    log.info("built the tiny base model in %s (vocabulary %d)", output_dir, len(tokenizer))
     return output_dir

@@ -64,8 +64,20 @@ def resolve_precision(precision: str) -> str:
 
 
 def prepare_base(config: TrainConfig, job: TrainJob) -> Path:
-    """A local directory holding the base weights and tokenizer, built or downloaded as needed."""
+    """A local directory holding the base weights and tokenizer, built or downloaded as needed.
+
+    Ranks launched together (torchrun, SLURM) would all build or download into the same folder; a file
+    lock lets the first do it while the others wait, then find it ready.
+    """
+    from filelock import FileLock
+
     output_dir = Path(job.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(output_dir / ".base.lock"):
+        return _prepare_base_unlocked(config, job, output_dir)
+
+
+def _prepare_base_unlocked(config: TrainConfig, job: TrainJob, output_dir: Path) -> Path:
     if config.is_tiny:
         return build_tiny_base(job.train, output_dir / "base", config.tiny_spec()).resolve()
     if Path(config.base_model).is_dir():

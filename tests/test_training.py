@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabu
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import is_grounded, parse_keywords
 from keyword_extractor.modeling import BaseModelUnavailable, load_base
-from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
+from tests.conftest import PROJECT_ROOT, TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = [
     "여행자 휴대품 면세한도는 얼마인가요?",
@@ -155,6 +158,55 @@ def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
     exports = [p.parent for p in tmp_path.rglob(SETTINGS_FILE)]
     assert exports == [tmp_path / "model"]
     assert KeywordExtractor(tmp_path / "model").extract(QUESTIONS[:1])
+
+
+def test_torchrun_launches_two_cpu_ranks_that_share_one_base_and_one_export(tmp_path):
+    """torchrun (the multi-node launcher) instead of Lightning's: the ranks start together, so they must
+    not both build the base model into the same folder, and only global rank 0 exports."""
+    from tests.bento_process import free_port
+
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "keyword_extractor.train",
+        "--train",
+        str(TRAIN_TSV),
+        "--base-model",
+        "tiny",
+        "--output-dir",
+        str(tmp_path),
+        "--limit-train-rows",
+        "96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "MEMBER: 2/2" in output
+    assert output.count("built the tiny base model") == 1, output[-3000:]
+    assert output.count("reusing the tiny base model") == 1, output[-3000:]
+    assert output.count("exported model to") == 1
+    assert [p.parent for p in tmp_path.rglob(SETTINGS_FILE)] == [tmp_path / "model"]
 
 
 def _last_checkpoint_state(run_dir: Path) -> tuple[int, int]:
