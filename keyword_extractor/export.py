@@ -10,12 +10,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
 from keyword_extractor.cli import positive_int
-from keyword_extractor.data import EncodingSettings, encode_targets, target_text
-from keyword_extractor.modeling import KeywordSeq2Seq
 from keyword_extractor.tsv import load_pairs
 
 
@@ -33,6 +29,12 @@ def export_checkpoint(
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    # torch, transformers and Lightning load here, not at import: `--help` answers at once
+    from transformers import AutoTokenizer
+
+    from keyword_extractor.data import EncodingSettings, encode_targets, target_text
+    from keyword_extractor.modeling import KeywordSeq2Seq
+
     module = KeywordSeq2Seq.load_from_checkpoint(checkpoint, map_location="cpu")
     base_dir = module.hparams.base_model_dir
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
