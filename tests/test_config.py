@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -84,3 +85,19 @@ def test_help_answers_without_loading_torch_or_lightning(module, option):
     if option == "--learning-rate":
         assert "tiny: 0.001" in result.stdout
     assert "HEAVY []" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
+
+
+def test_every_command_the_readme_names_exists():
+    """README's `python -m …` modules answer --help and its `make …` targets exist, as written."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    modules = sorted(set(re.findall(r"python -m ([a-z_][a-z_.]*[a-z_])", readme)))
+    targets = sorted(set(re.findall(r"(?:^|`)make ([a-z]+)", readme, re.MULTILINE)))
+    assert "flows.train_pipeline" in modules and {"pipeline", "test"} <= set(targets)
+    for module in modules:
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0 and "usage:" in done.stdout, (module, done.stderr[-1000:])
+    for target in targets:
+        done = subprocess.run(["make", "-n", target], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (target, done.stderr)

@@ -136,6 +136,23 @@ def test_bentoml_endpoints_remain(client):
     assert "extract_many" not in json.dumps(paths)  # the batching method stays internal
 
 
+def readme_service_paths() -> set[tuple[str, str]]:
+    """(method, path) of every route README's serving section names in backticks."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Serving (BentoML)", 1)[1].split("\n## ", 1)[0]
+    return {(method or "GET", path) for method, path in re.findall(r"`(?:(GET|POST) )?(/[a-z_.]*)`", section)}
+
+
+def test_every_route_the_readme_names_answers(client):
+    """README's routes, as written: a renamed or moved route (like a `/docs` that was a 404) fails here."""
+    named = readme_service_paths()
+    assert {("POST", "/extract"), ("GET", "/docs.json"), ("GET", "/")} <= named, named
+    bodies = {"/extract": {"text": QUESTIONS[0]}, "/extract_batch": {"texts": QUESTIONS[:2]}}
+    for method, path in sorted(named):
+        answer = client.request(method, path, json=bodies.get(path)) if method == "POST" else client.get(path)
+        assert answer.status_code == 200, (method, path, answer.status_code, answer.text[:300])
+
+
 # --- bad input: 4xx with a message, never 5xx ---------------------------------------------------------------
 
 BAD_REQUESTS = [
