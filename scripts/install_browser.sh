@@ -9,18 +9,10 @@ PACKAGES="chromium fonts-noto-cjk"
 if [ -x "$CHROMIUM" ] && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null; then
-    echo "install_browser.sh: no apt-get here; install Chromium at $CHROMIUM and the Noto Sans CJK font" >&2
-    exit 1
-fi
-if [ "$(id -u)" -eq 0 ]; then
-    sudo=""
-elif sudo -n true 2>/dev/null; then
-    sudo="sudo"
-else
-    echo "install_browser.sh: the browser test needs Chromium and a CJK font; run: sudo apt-get install -y $PACKAGES" >&2
-    exit 1
-fi
+# shellcheck source=apt_privilege.sh
+source "$(dirname "$0")/apt_privilege.sh"
+apt_privilege install_browser.sh "the browser test needs Chromium and a CJK font" \
+    "install Chromium at $CHROMIUM and the Noto Sans CJK font" $PACKAGES
 echo "installing $PACKAGES (the browser test's Chromium and CJK font)"
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq $PACKAGES

@@ -7,18 +7,10 @@ set -euo pipefail
 if command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null; then
-    echo "install_postgres.sh: no apt-get here; install PostgreSQL's server binaries (initdb, pg_ctl) and psql" >&2
-    exit 1
-fi
-if [ "$(id -u)" -eq 0 ]; then
-    sudo=""
-elif sudo -n true 2>/dev/null; then
-    sudo="sudo"
-else
-    echo "install_postgres.sh: the stack test needs PostgreSQL; run: sudo apt-get install -y postgresql" >&2
-    exit 1
-fi
+# shellcheck source=apt_privilege.sh
+source "$(dirname "$0")/apt_privilege.sh"
+apt_privilege install_postgres.sh "the stack test needs PostgreSQL" \
+    "install PostgreSQL's server binaries (initdb, pg_ctl) and psql" postgresql
 echo "installing postgresql (the stack test's database server)"
 $sudo apt-get update -qq
 # policy-rc.d 101: the package must not start its own cluster service (no init system in containers)

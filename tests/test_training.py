@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabu
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import is_grounded, parse_keywords
 from keyword_extractor.modeling import BaseModelUnavailable, load_base
-from tests.conftest import PROJECT_ROOT, TEST_TSV, TRAIN_TSV, run_module
+from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = [
     "여행자 휴대품 면세한도는 얼마인가요?",
@@ -129,15 +126,15 @@ def test_export_cli_names_a_missing_checkpoint(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
-    result = run_module(
-        "keyword_extractor.train",
+def two_cpu_ranks_training(output_dir: Path) -> list[str]:
+    """`keyword_extractor.train` options for a small DDP run on two CPU processes."""
+    return [
         "--train",
         str(TRAIN_TSV),
         "--base-model",
         "tiny",
         "--output-dir",
-        str(tmp_path),
+        str(output_dir),
         "--limit-train-rows",
         "96",
         "--epochs",
@@ -150,7 +147,11 @@ def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
         "2",
         "--strategy",
         "ddp",
-    )
+    ]
+
+
+def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
+    result = run_module("keyword_extractor.train", *two_cpu_ranks_training(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "MEMBER: 2/2" in output  # both ranks joined the process group
@@ -165,41 +166,16 @@ def test_torchrun_launches_two_cpu_ranks_that_share_one_base_and_one_export(tmp_
     not both build the base model into the same folder, and only global rank 0 exports."""
     from tests.bento_process import free_port
 
-    command = [
-        sys.executable,
-        "-m",
+    launcher = ["--nnodes", "1", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
+    result = run_module(
         "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
+        *launcher,
         "--master-port",
         str(free_port()),
         "-m",
         "keyword_extractor.train",
-        "--train",
-        str(TRAIN_TSV),
-        "--base-model",
-        "tiny",
-        "--output-dir",
-        str(tmp_path),
-        "--limit-train-rows",
-        "96",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--accelerator",
-        "cpu",
-        "--devices",
-        "2",
-        "--strategy",
-        "ddp",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        *two_cpu_ranks_training(tmp_path),
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "MEMBER: 2/2" in output
