@@ -43,7 +43,7 @@ import ctranslate2  # isort: skip
 import torch
 
 from keyword_extractor.data import encode_sources
-from keyword_extractor.inference import KeywordExtractor, has_content
+from keyword_extractor.inference import KeywordExtractor, decoded_keywords
 from keyword_extractor.keywords import clean_keywords, parse_keywords
 from keyword_extractor.metrics import score
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
@@ -200,8 +200,8 @@ def served_path_quality(
         translator, ids_of, extractor, questions, batch, extractor.settings.max_new_tokens, False
     )
     limit = extractor.settings.max_keywords
-    snapped = [
-        [k for k in clean_keywords(parse_keywords(text)) if has_content(k) and k in question.spans][:limit]
+    snapped = [  # the same post-processing as the project's morpheme-grounded answers
+        decoded_keywords(text, question.text, question.spans, False, limit)
         for text, question in zip(texts, parsed, strict=True)
     ]
     engine = extractor.selector.select(parsed, snapped, limit) if extractor.selector is not None else snapped
@@ -234,17 +234,16 @@ def main(argv: list[str] | None = None) -> None:
     threads = torch.get_num_threads()
     results = {"runs": [compare_model("tiny", args.model_dir, questions, golds, args.batch, threads, fixed=False)]}
     print(json.dumps(results["runs"][-1], ensure_ascii=False), flush=True)
-    with tempfile.TemporaryDirectory(prefix="kobart-shape-") as work:
-        if args.skip_kobart:
-            return write_results(results, threads, args)
-        kobart_dir = args.kobart_dir
-        if kobart_dir is None:
-            from benchmarks.kobart_shape import build_kobart_shape
+    if not args.skip_kobart:
+        with tempfile.TemporaryDirectory(prefix="kobart-shape-") as work:
+            kobart_dir = args.kobart_dir
+            if kobart_dir is None:
+                from benchmarks.kobart_shape import build_kobart_shape
 
-            kobart_dir = build_kobart_shape(Path(work) / "kobart-shape")
-        run = compare_model("kobart-base-shape", kobart_dir, questions, golds, args.batch, threads, fixed=True)
-        results["runs"].append(run)
-        print(json.dumps(run, ensure_ascii=False), flush=True)
+                kobart_dir = build_kobart_shape(Path(work) / "kobart-shape")
+            run = compare_model("kobart-base-shape", kobart_dir, questions, golds, args.batch, threads, fixed=True)
+            results["runs"].append(run)
+            print(json.dumps(run, ensure_ascii=False), flush=True)
     write_results(results, threads, args)
 
 

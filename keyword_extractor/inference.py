@@ -46,6 +46,22 @@ def has_content(keyword: str) -> bool:
     return any(ch.isalnum() for ch in keyword)
 
 
+def decoded_keywords(
+    text: str, question: str, spans: Sequence[str] | None, filter_ungrounded: bool, limit: int
+) -> list[str]:
+    """A decoded answer's keywords: clean, with content, grounded, capped.
+
+    With the question's candidate `spans` (morpheme grounding) only those stay: the last keyword can be
+    unfinished, cut by max_new_tokens. Otherwise `filter_ungrounded` drops keywords not in the question.
+    """
+    keywords = [k for k in clean_keywords(parse_keywords(text)) if has_content(k)]
+    if spans is not None:
+        keywords = [k for k in keywords if k in spans]
+    elif filter_ungrounded:
+        keywords = [k for k in keywords if is_grounded(k, question)]
+    return keywords[:limit]
+
+
 class KeywordExtractor:
     """Load a model directory once; turn batches of questions into clean keyword lists."""
 
@@ -222,12 +238,10 @@ class KeywordExtractor:
                 [questions[i] for i in chunk], num_beams, max_new_tokens, grounding, chunk_spans
             )
             for index, text in zip(chunk, texts):
-                keywords = [k for k in clean_keywords(parse_keywords(text)) if has_content(k)]
-                if spans is not None:  # only the last keyword can be unfinished, cut by max_new_tokens
-                    keywords = [k for k in keywords if k in spans[index]]
-                elif filter_ungrounded:
-                    keywords = [k for k in keywords if is_grounded(k, questions[index])]
-                results[index] = keywords[:max_keywords]
+                question_spans = None if spans is None else spans[index]
+                results[index] = decoded_keywords(
+                    text, questions[index], question_spans, filter_ungrounded, max_keywords
+                )
         if parsed is not None and select_spans and self.selector is not None:
             results = self.selector.select(parsed, results, max_keywords)
         return results

@@ -6,6 +6,7 @@ with its whole group, so no server outlives its test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -122,8 +123,6 @@ def make_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def run_deployment(env: dict[str, str], deployment: str, params: dict, worker_log: Path) -> str:
     """Start a process worker on `local-process`, run `deployment` with `params`, wait; the CLI's + worker's output."""
-    import json
-
     worker = start([PREFECT, "worker", "start", "--pool", "local-process"], env, worker_log)
     try:
         run = prefect_cli(
