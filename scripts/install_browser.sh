@@ -6,7 +6,8 @@
 set -euo pipefail
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 PACKAGES="chromium fonts-noto-cjk"
-if [ -x "$CHROMIUM" ] && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+# grep reads fc-list to the end (no -q): an early exit would kill fc-list with SIGPIPE, a failure under pipefail
+if [ -x "$CHROMIUM" ] && fc-list 2>/dev/null | grep -i "Noto Sans CJK" >/dev/null; then
     exit 0
 fi
 # shellcheck source=apt_privilege.sh

@@ -26,6 +26,20 @@ def test_nothing_to_do_when_the_browser_and_font_are_there():
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
 
 
+def test_a_font_listed_early_in_a_long_font_list_is_found(tmp_path):
+    """The font check must read fc-list to the end: `grep -q` stops at the first match, fc-list then dies
+    of SIGPIPE, and under `pipefail` that read as "no font" (an install attempt on a ready machine)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "fc-list").write_text(
+        "#!/bin/sh\necho '/fonts/NotoSansCJK.ttc: Noto Sans CJK KR:style=Regular'\n"
+        'i=0; while [ $i -lt 20000 ]; do echo "/fonts/other-$i.ttf: Other $i"; i=$((i+1)); done\n'
+    )
+    (fake / "fc-list").chmod(0o755)
+    result = run({"CHROMIUM": shutil.which("true") or "/bin/true", "PATH": f"{fake}:{os.environ['PATH']}"})
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result.stdout + result.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become another user")
 def test_a_user_who_cannot_install_gets_the_one_command_to_run(tmp_path):
     result = run(
