@@ -4,8 +4,11 @@ A candidate span (`morphology.candidate_spans`) is judged by evidence the seq2se
 from 2,700 examples trained from scratch: how often the same text was a keyword when it was a
 candidate in the training questions (`SpanCounts`, the corpus), the Kiwi tags at its edges and around
 it (a noun before `을`/`하다` vs a bound noun), its shape (words, length, digits, Latin letters), where
-it stands among the other candidates, and whether the Kiwi noun-phrase rule would pick it. The
-seq2seq model's own choice is added by `span_selector`, which combines the two.
+it stands among the other candidates, whether the Kiwi noun-phrase rule would pick it, and (feature
+set 2) Kiwi's own score of its morphemes: a log-probability from Kiwi's language-wide model, which
+tells a common word from a rare one or a guessed split of an unknown word even when the 2,700 training
+questions never saw it. The seq2seq model's own choice is added by `span_selector`, which combines
+the two.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from keyword_extractor.morphology import token_end
 PRIOR_WEIGHT = 2.0  # pseudo-counts of the corpus-wide keep rate behind every span's own rate
 EDGE_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "SL", "SN", "XSN", "XR", "XPN", "MM", "MAG", "SH", "SW")
 NEXT_TAGS = ("JKS", "JKO", "JKB", "JKG", "JX", "JC", "XSV", "XSA", "VCP", "SF", "SP", "NNB", "NNG", "NNP", "EC", "END")
+# 1: counts, tags, shape, rule. 2: + min and mean Kiwi morpheme score inside the span (held-out F1 +1.0
+# and +0.25 points on two 10% splits of data/train.tsv, seeds 7 and 11, each with its own seq2seq model).
+FEATURE_SETS = (1, 2)
+LATEST_FEATURE_SET = 2
 PREVIOUS_TAGS = ("NNG", "NNP", "JKG", "MM", "VV", "VA", "ETM", "XSV", "START", "JKB", "JX", "SL", "SN", "NNB")
 
 
@@ -79,12 +86,18 @@ def _one_hot(tag: str, vocabulary: Sequence[str]) -> list[float]:
 
 
 def span_features(
-    question: ParsedQuestion, counts: SpanCounts, gold: Sequence[str] | None = None
+    question: ParsedQuestion,
+    counts: SpanCounts,
+    gold: Sequence[str] | None = None,
+    feature_set: int = LATEST_FEATURE_SET,
 ) -> tuple[list[str], list[list[float]]]:
     """The question's distinct candidate spans and one feature row each.
 
     `gold`: the question's own keywords when it is a training row, to leave its own counts out.
+    `feature_set`: the one the scorer was fitted with (selectors stored before set 2 keep set 1).
     """
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown span feature set {feature_set}; this version knows {FEATURE_SETS}")
     spans = list(dict.fromkeys(question.spans))
     own_gold = set(gold) if gold is not None else set()
     own = 1 if gold is not None else 0
@@ -102,33 +115,42 @@ def span_features(
         inside = [t for t in question.tokens if t.start >= start and token_end(t) <= end]
         after = [t for t in question.tokens if t.start >= end]
         before = [t for t in question.tokens if token_end(t) <= start]
-        rows.append(
-            [
-                float(span in rule),
-                rate,
-                math.log1p(seen),
-                float(kept > 0),
-                float(len(pieces)),
-                float(len(span)),
-                float("의 " in span),
-                start / max(1, len(question.text)),
-                min(piece_rates),
-                max(piece_rates),
-                piece_rates[-1],
-                float(any(other != span and span in other for other in rule)),
-                float(any(other != span and other in span for other in rule)),
-                float(len(spans)),
-                float(len(rule)),
-                float(bool(re.search(r"[0-9]", span))),
-                float(bool(re.search(r"[A-Za-z]", span))),
-                float(sum(1 for other in spans if other != span and span in other)),
-                float(sum(1 for other in spans if other != span and other in span)),
-                float(len(inside)),
-                float(after[0].start == end if after else True),
-                *_one_hot(inside[0].tag if inside else "NONE", EDGE_TAGS),
-                *_one_hot(inside[-1].tag if inside else "NONE", EDGE_TAGS),
-                *_one_hot(after[0].tag if after else "END", NEXT_TAGS),
-                *_one_hot(before[-1].tag if before else "START", PREVIOUS_TAGS),
-            ]
-        )
+        row = [
+            float(span in rule),
+            rate,
+            math.log1p(seen),
+            float(kept > 0),
+            float(len(pieces)),
+            float(len(span)),
+            float("의 " in span),
+            start / max(1, len(question.text)),
+            min(piece_rates),
+            max(piece_rates),
+            piece_rates[-1],
+            float(any(other != span and span in other for other in rule)),
+            float(any(other != span and other in span for other in rule)),
+            float(len(spans)),
+            float(len(rule)),
+            float(bool(re.search(r"[0-9]", span))),
+            float(bool(re.search(r"[A-Za-z]", span))),
+            float(sum(1 for other in spans if other != span and span in other)),
+            float(sum(1 for other in spans if other != span and other in span)),
+            float(len(inside)),
+            float(after[0].start == end if after else True),
+            *_one_hot(inside[0].tag if inside else "NONE", EDGE_TAGS),
+            *_one_hot(inside[-1].tag if inside else "NONE", EDGE_TAGS),
+            *_one_hot(after[0].tag if after else "END", NEXT_TAGS),
+            *_one_hot(before[-1].tag if before else "START", PREVIOUS_TAGS),
+        ]
+        if feature_set >= 2:
+            row.extend(_kiwi_scores(inside))
+        rows.append(row)
     return spans, rows
+
+
+def _kiwi_scores(inside: Sequence[Token]) -> list[float]:
+    """[lowest, mean] Kiwi score of the span's morphemes; 0 when it holds none."""
+    if not inside:
+        return [0.0, 0.0]
+    scores = [float(token.score) for token in inside]
+    return [min(scores), sum(scores) / len(scores)]

@@ -5,7 +5,7 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
 (the Kiwi baseline). The selector learns the choice from the training questions:
 
 1. a gradient-boosted scorer over `span_features` (corpus keep rates, Kiwi tags, shape, the rule's
-   pick), fitted on the training split with every row's own counts left out;
+   pick, Kiwi's morpheme scores), fitted on the training split with every row's own counts left out;
 2. a logistic combiner of that score with the seq2seq model's answer (is the span in it, at which
    rank), fitted on the validation split, which the seq2seq model never trained on;
 3. a threshold and whether to drop spans nested in a chosen one, picked by cross-validated F1 on the
@@ -28,7 +28,7 @@ import numpy as np
 
 from keyword_extractor.files import write_atomic
 from keyword_extractor.metrics import score
-from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
+from keyword_extractor.span_features import LATEST_FEATURE_SET, ParsedQuestion, SpanCounts, span_features
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class SpanSelector:
     threshold: float
     drop_nested: bool
     report: dict
+    feature_set: int = LATEST_FEATURE_SET  # what the scorer was fitted on; stored with it
 
     def span_probabilities(
         self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]]
@@ -85,7 +86,7 @@ class SpanSelector:
 
         One scorer call for all the questions' spans: a call costs far more than a row.
         """
-        featured = [span_features(question, self.counts) for question in parsed]
+        featured = [span_features(question, self.counts, feature_set=self.feature_set) for question in parsed]
         rows = [row for _, question_rows in featured for row in question_rows]
         all_scores = self.scorer.predict_proba(np.asarray(rows))[:, 1] if rows else np.zeros(0)
         results: list[list[tuple[str, float]]] = []
@@ -117,6 +118,7 @@ class SpanSelector:
             "format_version": FORMAT_VERSION,
             "threshold": self.threshold,
             "drop_nested": self.drop_nested,
+            "feature_set": self.feature_set,
             "combiner": None if self.combiner is None else {"weights": self.combiner[0], "bias": self.combiner[1]},
             "report": self.report,
             "counts": self.counts.to_dict(),
@@ -148,6 +150,7 @@ class SpanSelector:
             threshold=stored["threshold"],
             drop_nested=stored["drop_nested"],
             report=stored.get("report", {}),
+            feature_set=stored.get("feature_set", 1),  # selectors stored before feature sets were set 1
         )
 
 
@@ -156,7 +159,7 @@ def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]]
 
     features, labels = [], []
     for question, gold in zip(parsed, golds, strict=True):
-        spans, rows = span_features(question, counts, gold)
+        spans, rows = span_features(question, counts, gold, feature_set=LATEST_FEATURE_SET)
         features.extend(rows)
         labels.extend(span in gold for span in spans)
     if len(set(labels)) < 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -65,6 +66,55 @@ def test_a_training_row_does_not_count_its_own_keywords(analyser):
     assert own_out[3] == 0.0  # "was a keyword elsewhere": no
     spans, rows = span_features(question, counts)  # as a new question would see it: its counts included
     assert rows[spans.index(span)][3] == 1.0
+
+
+def test_kiwi_scores_tell_a_common_word_from_a_rare_one(analyser):
+    """Feature set 2 adds Kiwi's own morpheme scores: a signal for words the training questions never saw."""
+    question = analyser.parse_batch(["세금 신고서와 하네스 수입 절차 알려줘"])[0]
+    counts = SpanCounts.count([question], [["세금"]])
+    spans, old_rows = span_features(question, counts, feature_set=1)
+    same_spans, rows = span_features(question, counts, feature_set=2)
+    assert same_spans == spans
+    assert all(len(row) == len(old) + 2 and row[: len(old)] == old for row, old in zip(rows, old_rows, strict=True))
+    by_span = dict(zip(spans, rows, strict=True))
+    tokens = {t.form: t.score for t in question.tokens}
+    assert by_span["하네스"][-2:] == [pytest.approx(tokens["하네스"])] * 2
+    assert by_span["세금"][-2] > by_span["하네스"][-2]  # Kiwi knows 세금 as far likelier than 하네스
+    with pytest.raises(ValueError, match="feature set 3"):
+        span_features(question, counts, feature_set=3)
+
+
+def test_a_selector_stored_before_feature_sets_keeps_its_features(fitted, analyser, tmp_path):
+    """A selector saved without `feature_set` was fitted on set 1: it loads and scores with set 1."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame = load_pairs(TRAIN_TSV).iloc[:300]
+    parsed, golds = analyser.parse_batch(frame["query"].tolist()), _golds(frame)
+    features, labels = [], []
+    for question, gold in zip(parsed, golds, strict=True):
+        spans, rows = span_features(question, fitted.counts, gold, feature_set=1)
+        features.extend(rows)
+        labels.extend(span in gold for span in spans)
+    old = span_selector.SpanSelector(
+        fitted.counts,
+        HistGradientBoostingClassifier(max_iter=20).fit(features, labels),
+        fitted.combiner,
+        fitted.threshold,
+        fitted.drop_nested,
+        {},
+        feature_set=1,
+    )
+    old.save(tmp_path)
+    settings_file = tmp_path / span_selector.SETTINGS_FILE
+    stored = json.loads(settings_file.read_text())
+    del stored["feature_set"]
+    settings_file.write_text(json.dumps(stored, ensure_ascii=False))
+    loaded = span_selector.SpanSelector.load(tmp_path)
+    assert loaded.feature_set == 1
+    assert fitted.feature_set == 2  # new selectors use the latest set
+    questions = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:30])
+    answers = [list(q.rule_keywords) for q in questions]
+    assert loaded.select(questions, answers, limit=6) == old.select(questions, answers, limit=6)
 
 
 def test_selected_keywords_are_candidate_spans_and_beat_chance(fitted, analyser):
