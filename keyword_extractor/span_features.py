@@ -26,11 +26,11 @@ from keyword_extractor.morphology import token_end
 PRIOR_WEIGHT = 2.0  # pseudo-counts of the corpus-wide keep rate behind every span's own rate
 EDGE_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "SL", "SN", "XSN", "XR", "XPN", "MM", "MAG", "SH", "SW")
 NEXT_TAGS = ("JKS", "JKO", "JKB", "JKG", "JX", "JC", "XSV", "XSA", "VCP", "SF", "SP", "NNB", "NNG", "NNP", "EC", "END")
+PREVIOUS_TAGS = ("NNG", "NNP", "JKG", "MM", "VV", "VA", "ETM", "XSV", "START", "JKB", "JX", "SL", "SN", "NNB")
 # 1: counts, tags, shape, rule. 2: + min and mean Kiwi morpheme score inside the span (held-out F1 +1.0
 # and +0.25 points on two 10% splits of data/train.tsv, seeds 7 and 11, each with its own seq2seq model).
 FEATURE_SETS = (1, 2)
-LATEST_FEATURE_SET = 2
-PREVIOUS_TAGS = ("NNG", "NNP", "JKG", "MM", "VV", "VA", "ETM", "XSV", "START", "JKB", "JX", "SL", "SN", "NNB")
+LATEST_FEATURE_SET = FEATURE_SETS[-1]
 
 
 @dataclass(frozen=True)
