@@ -29,8 +29,8 @@ settings of the model service (measured in benchmarks/README.md, "Serving"):
 - `KEYWORD_MODEL_WORKERS` (default 1): processes holding the weights, each with its own batching queue;
 - `KEYWORD_TORCH_THREADS` (default: cores / model workers / 2, at least 1): torch threads per worker;
 - `KEYWORD_QUANTIZE` (`int8` or `off`; default: the model directory's setting, which training sets to
-  int8 only when the validation F1 allows it, see `keyword_extractor.cpu_precision`): dynamic int8
-  Linear layers on CPU;
+  int8 only when the validation F1 allows it, see `keyword_extractor.cpu_precision`): row-wise int8
+  Linear layers on CPU (`keyword_extractor.int8_linear`: answers still independent of the batch);
 - `KEYWORD_GREEDY_LOOP` (1 or 0; default 1): greedy requests through `keyword_extractor.greedy` (the same
   answers as `generate`, faster); 0 always uses `generate`.
 """

@@ -9,8 +9,8 @@ layers, torch threads (1 vs 2), and greedy decoding by `generate()` instead of t
 (`keyword_extractor.greedy`, the default for greedy rows). For each: keyword F1 on `--data` (`metrics.score`), batched
 throughput (questions/s, `extract` with batches of 32, as the service's batching queue calls it) and
 single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case), and how
-many answers change when the same questions are decoded in batches of 16 instead of 32 (int8
-quantizes activations with one scale per batch, so its answers depend on the neighbours in a batch).
+many answers change when the same questions are decoded in batches of 16 instead of 32 (none should:
+fp32 and the row-wise int8 layers of `keyword_extractor.int8_linear` both decode each row on its own).
 
 Every option runs on the same questions in the same process, one after the other; options are
 skipped once `--time-budget-s` is spent. On a shared machine the absolute numbers move from run to

@@ -1,6 +1,7 @@
-"""Decide per model whether CPU serving may use dynamic int8: measured on the validation split, at export.
+"""Decide per model whether CPU serving may use int8: measured on the validation split, at export.
 
-int8 Linear layers make CPU decoding 1.1x (tiny) to 2.5x (KoBART-base size) faster, but what they
+int8 Linear layers (`keyword_extractor.int8_linear`) make CPU decoding of a KoBART-size model about 3x
+faster (benchmarks/README.md), but what they
 cost in accuracy depends on the weights, so no default fits every model. Training therefore decodes
 its own validation questions twice on CPU, fp32 and int8, and stores `quantize: "int8"` in the
 model directory only when int8 loses at most `max_f1_drop` keyword F1. Evaluation, the registry's

@@ -25,6 +25,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel
 
 from keyword_extractor.grounded import GroundedKeywordsProcessor
+from keyword_extractor.int8_linear import RowwiseInt8Linear
 
 # Generation settings this decoder honours, and settings that do not change greedy answers.
 HONOURED = frozenset(
@@ -233,7 +234,7 @@ class GreedyDecoder:
         self, hidden: torch.Tensor, written: torch.Tensor, step: int, grounded: GroundedKeywordsProcessor | None
     ) -> torch.Tensor:
         head = self.model.get_output_embeddings()
-        if grounded is None or type(head) is not torch.nn.Linear:  # e.g. int8 Linear: no weight rows to pick
+        if grounded is None or not isinstance(head, (torch.nn.Linear, RowwiseInt8Linear)):
             return self._masked(self._logits(hidden, head, None), written, step, grounded).argmax(dim=-1)
         allowed = grounded.allowed_tokens(written)
         return self._choose_among_allowed(hidden, head, allowed, self._suppressed(step), written.shape[1])
@@ -260,9 +261,12 @@ class GreedyDecoder:
             if bias is not None:
                 logits = logits + bias.to(logits.device)
             return logits.float()
-        logits = torch.nn.functional.linear(
-            hidden, head.weight.index_select(0, tokens), None if head.bias is None else head.bias[tokens]
-        )
+        if isinstance(head, RowwiseInt8Linear):
+            logits = head.forward_outputs(hidden, tokens)
+        else:
+            logits = torch.nn.functional.linear(
+                hidden, head.weight.index_select(0, tokens), None if head.bias is None else head.bias[tokens]
+            )
         if bias is not None:
             logits = logits + bias[0, tokens]
         return logits.float()
@@ -270,7 +274,7 @@ class GreedyDecoder:
     def _choose_among_allowed(
         self,
         hidden: torch.Tensor,
-        head: torch.nn.Linear,
+        head: torch.nn.Linear | RowwiseInt8Linear,
         allowed: list[list[int] | None],
         suppressed: torch.Tensor | None,
         length: int,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from keyword_extractor.artifact import QUANTIZE_MODES, InferenceSettings, check_
 from keyword_extractor.data import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
+from keyword_extractor.int8_linear import quantize_int8
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
 from keyword_extractor.span_selector import SpanSelector
 
@@ -25,20 +25,6 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 Linear layers: int8 weights, activations quantised per call, CPU only.
-
-    Decoding one token at a time reads every weight once per step, so on CPU it is bound by memory
-    traffic, and int8 weights are a quarter of fp32's.
-    """
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        # torch >= 2.10 announces the move of torch.ao quantization to torchao; the API still works
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def has_content(keyword: str) -> bool:

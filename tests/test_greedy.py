@@ -91,11 +91,23 @@ def test_loop_equals_generate_when_rows_end_early(talkative_model_dir):
     assert len(lengths) > 1
 
 
-def test_int8_model_scores_the_whole_vocabulary_and_still_equals_generate(random_model_dir):
+def test_int8_model_scores_allowed_tokens_only_and_still_equals_generate(random_model_dir):
     extractor = KeywordExtractor(random_model_dir, quantize="int8")
     for grounded in (True, False):
         loop, reference = both_ways(extractor, QUESTIONS[:16], grounded)
         assert torch.equal(loop, reference)
+
+
+@pytest.mark.parametrize("grounded", [True, False], ids=["grounded", "free"])
+def test_int8_answers_are_the_same_alone_as_in_a_batch(random_model_dir, grounded):
+    """Activations get a scale per row, not per batch: a question's answer never depends on its neighbours."""
+    extractor = KeywordExtractor(random_model_dir, quantize="int8")
+    batched, _ = both_ways(extractor, QUESTIONS[:24], grounded)
+    for row, question in enumerate(QUESTIONS[:24]):
+        alone, _ = both_ways(extractor, [question], grounded)
+        written = alone[0][alone[0] != extractor.greedy.pad_token_id]
+        assert torch.equal(batched[row][: len(written)], written), question
+        assert bool((batched[row][len(written) :] == extractor.greedy.pad_token_id).all()), question
 
 
 def test_extract_answers_the_same_with_and_without_the_loop(talkative_model_dir):

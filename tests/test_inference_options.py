@@ -9,6 +9,7 @@ import torch
 
 from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, max_new_tokens_for
 from keyword_extractor.inference import KeywordExtractor
+from keyword_extractor.int8_linear import RowwiseInt8Linear
 from keyword_extractor.keywords import is_grounded
 from keyword_extractor.tsv import load_pairs
 from tests.conftest import TEST_TSV, TRAIN_TSV
@@ -50,9 +51,7 @@ def test_export_sizes_the_cap_from_a_training_file(tiny_training_run, tmp_path):
 
 
 def quantized_linears(extractor: KeywordExtractor) -> int:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
-    return sum(isinstance(module, DynamicQuantizedLinear) for module in extractor.model.modules())
+    return sum(isinstance(module, RowwiseInt8Linear) for module in extractor.model.modules())
 
 
 def test_int8_extractor_answers_grounded_keyword_lists(talkative_model_dir):

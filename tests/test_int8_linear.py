@@ -1,0 +1,56 @@
+"""Row-wise int8 Linear layers: close to fp32, and every output row independent of the batch it is computed in."""
+
+from __future__ import annotations
+
+import torch
+
+from keyword_extractor.int8_linear import RowwiseInt8Linear, quantize_int8
+
+
+def linear_and_rows(rows: int = 16, seed: int = 0) -> tuple[torch.nn.Linear, torch.Tensor]:
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(96, 70)
+    hidden = torch.randn(rows, 96) * torch.logspace(-2, 2, rows)[:, None]  # rows of very different size
+    return linear, hidden
+
+
+def test_each_row_is_bitwise_the_same_alone_and_in_any_batch():
+    linear, hidden = linear_and_rows()
+    layer = RowwiseInt8Linear.from_linear(linear)
+    batched = layer(hidden)
+    for row in range(len(hidden)):
+        assert torch.equal(layer(hidden[row : row + 1])[0], batched[row])
+    assert torch.equal(layer(hidden[3:11]), batched[3:11])
+    assert torch.equal(layer(hidden.reshape(4, 4, 96)), batched.reshape(4, 4, 70))
+
+
+def test_outputs_stay_within_a_few_percent_of_fp32():
+    linear, hidden = linear_and_rows()
+    layer = RowwiseInt8Linear.from_linear(linear)
+    with torch.no_grad():
+        reference = linear(hidden)
+    error = (layer(hidden) - reference).norm(dim=1) / reference.norm(dim=1)
+    assert float(error.max()) < 0.03
+
+
+def test_selected_outputs_equal_the_same_columns_of_the_whole_output():
+    linear, hidden = linear_and_rows()
+    layer = RowwiseInt8Linear.from_linear(linear)
+    outputs = torch.tensor([0, 5, 6, 41, 69])
+    assert torch.equal(layer.forward_outputs(hidden, outputs), layer(hidden)[:, outputs])
+
+
+def test_a_row_of_zeros_gives_the_bias():
+    linear, _ = linear_and_rows()
+    layer = RowwiseInt8Linear.from_linear(linear)
+    assert torch.equal(layer(torch.zeros(1, 96))[0], linear.bias.detach())
+
+
+def test_every_linear_layer_of_a_model_is_replaced_and_the_rest_kept():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Embedding(5, 16), torch.nn.Linear(16, 4))
+    )
+    quantize_int8(model)
+    kinds = [type(module) for module in model.modules()]
+    assert torch.nn.Linear not in kinds and kinds.count(RowwiseInt8Linear) == 2
+    assert torch.nn.Embedding in kinds and torch.nn.ReLU in kinds
