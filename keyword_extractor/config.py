@@ -228,9 +228,10 @@ class TrainConfig(BaseModel):
         json_schema_extra=_group("export"),
     )
     quantize: Literal["off", "auto", "int8"] = Field(
-        "off",
-        description="CPU serving precision stored with the model: 'off' keeps fp32 (answers independent of "
-        "batching); 'auto' stores int8 only if its validation F1 is at most int8_max_f1_drop lower; 'int8'",
+        "auto",
+        description="CPU serving precision stored with the model: 'auto' stores row-wise int8 (about 3x faster "
+        "for a KoBART-size model) only if its validation F1 is at most int8_max_f1_drop lower than fp32's; "
+        "'off' keeps fp32; 'int8' without measuring. Answers are independent of batching in both precisions",
         json_schema_extra=_group("export"),
     )
     int8_max_f1_drop: float = Field(

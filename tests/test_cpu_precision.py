@@ -30,9 +30,10 @@ def test_auto_measures_both_precisions_on_the_validation_rows_and_stores_the_cho
 ):
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_training_run / "model", model_dir)
-    assert InferenceSettings.load(model_dir).quantize == "off"  # training's default: fp32, nothing measured
     summary = json.loads((tiny_training_run / "train_summary.json").read_text())
-    assert summary["quantize"] == "off" and summary["int8_check"] is None
+    measured = summary["int8_check"]  # training's default is 'auto': it measured, and stored what it chose
+    assert measured is not None and summary["quantize"] == measured["quantize"]
+    assert InferenceSettings.load(model_dir).quantize == measured["quantize"]
     data = tiny_run_data
     config = TrainConfig(base_model="tiny", quantize="auto", int8_max_f1_drop=0.01)
     check = choose_cpu_precision(config, model_dir, data)
