@@ -18,6 +18,12 @@ Two things keep the comparison honest:
   </s> after `--typical-length` tokens (`exponential_decay_length_penalty`, honoured by every
   `generate` call, with or without beams), so answers have about the length of real keyword lists
   and the benchmark measures decoding, not a runaway loop.
+
+The CPU precision stored with it (`--quantize`, default int8) is what training's default
+(`--quantize auto`) stores for a model whose int8 validation F1 is within a point of fp32's, as the
+tiny model's is. A random model has no F1 to check, so the choice is given here; `--quantize off`
+builds the fp32 model a KoBART whose int8 check fails would be served as (or serve with
+`KEYWORD_QUANTIZE=off`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
 from benchmarks.train_throughput import KOBART_BASE_SHAPE
-from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
+from keyword_extractor.artifact import QUANTIZE_MODES, InferenceSettings, max_new_tokens_for, write_model_dir
 from keyword_extractor.data import EncodingSettings, encode_targets, target_text
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tiny import kobart_conventions, train_tokenizer
@@ -44,6 +50,7 @@ def build_kobart_shape(
     tokenizer_vocab: int = 8000,
     typical_length: int = 10,
     seed: int = 0,
+    quantize: str = "int8",
 ) -> Path:
     """Write the model directory; returns its path."""
     frame = load_pairs(train)
@@ -59,6 +66,7 @@ def build_kobart_shape(
         max_new_tokens=max_new_tokens_for([len(ids) for ids in targets], cap=InferenceSettings.max_new_tokens),
         num_beams=1,
         base_model=BASE_MODEL_LABEL,
+        quantize=quantize,
     )
     return write_model_dir(model, tokenizer, settings, output)
 
@@ -69,8 +77,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", default=str(ROOT / "data" / "train.tsv"), help="questions for the tokenizer")
     parser.add_argument("--tokenizer-vocab", type=int, default=8000, help="BPE vocabulary of the tokenizer")
     parser.add_argument("--typical-length", type=int, default=10, help="tokens after which </s> becomes likely")
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZE_MODES,
+        default="int8",
+        help="CPU precision stored with the model (default int8, what `train --quantize auto` keeps when F1 allows)",
+    )
     args = parser.parse_args(argv)
-    path = build_kobart_shape(args.output, args.train, args.tokenizer_vocab, args.typical_length)
+    path = build_kobart_shape(
+        args.output, args.train, args.tokenizer_vocab, args.typical_length, quantize=args.quantize
+    )
     print(path)
 
 
