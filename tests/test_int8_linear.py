@@ -54,3 +54,12 @@ def test_every_linear_layer_of_a_model_is_replaced_and_the_rest_kept():
     kinds = [type(module) for module in model.modules()]
     assert torch.nn.Linear not in kinds and kinds.count(RowwiseInt8Linear) == 2
     assert torch.nn.Embedding in kinds and torch.nn.ReLU in kinds
+
+
+def test_layer_benchmark_finds_rowwise_int8_row_independent_and_torch_ao_int8_not():
+    from benchmarks.int8_layers import measure
+
+    results = {r["variant"]: r for r in measure([(64, 96)], rows=[1, 16], min_seconds=0.01)}
+    assert results["rowwise-int8"]["row_independent"] is True
+    assert results["torch.ao-dynamic-int8"]["row_independent"] is False  # one activation scale per batch
+    assert results["fp32"]["x_fp32_16_rows"] == 1.0 and results["rowwise-int8"]["us_16_rows"] > 0
