@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywor
 from keyword_extractor.span_selector import SpanSelector
 
 log = logging.getLogger(__name__)
+
+MMAP_OPTION = "disable_mmap"  # from_pretrained's switch to read the weights file instead of mapping it
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -81,7 +84,12 @@ class KeywordExtractor:
         dtype = None
         if device_.type == "cuda" and half_precision_on_gpu:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        model = BartForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype).to(device_).eval()
+        load_options = {"dtype": dtype}
+        if quantize == "int8" and MMAP_OPTION in inspect.signature(PreTrainedModel.from_pretrained).parameters:
+            # int8 replaces every Linear weight: read into memory, the fp32 copies are freed after it, whereas
+            # pages of a memory-mapped weights file stay resident while any tensor (an embedding) maps it
+            load_options[MMAP_OPTION] = True
+        model = BartForConditionalGeneration.from_pretrained(self.model_dir, **load_options).to(device_).eval()
         if quantize == "int8":
             model = quantize_int8(model)
         self._assemble(model, tokenizer, settings, device_, greedy_loop)

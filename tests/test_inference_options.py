@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +93,15 @@ def test_quantization_is_ignored_on_gpu_which_decodes_fp32_unless_asked(talkativ
     assert next(half.model.parameters()).dtype in (torch.bfloat16, torch.float16)
     for answers in (extractor.extract(QUESTIONS), half.extract(QUESTIONS)):
         assert all(is_grounded(k, q) for q, keywords in zip(QUESTIONS, answers) for k in keywords)
+
+
+def test_an_int8_extractor_keeps_no_mapping_of_the_fp32_weights_file(tiny_model_dir, tmp_path):
+    """The fp32 weights are replaced by int8 copies; a file mapping left behind would keep them resident."""
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    extractor = KeywordExtractor(model_dir, device="cpu", quantize="int8")
+    weights = str((model_dir / "model.safetensors").resolve())
+    assert extractor.extract(QUESTIONS[:2]) is not None
+    assert weights not in Path("/proc/self/maps").read_text()
