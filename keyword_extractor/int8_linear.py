@@ -13,6 +13,10 @@ KoBART-size layer took 5x less time than in fp32.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+
 import torch
 
 QMAX = 127  # symmetric range: -127..127, so a row's scale maps its largest |value| to ±127
@@ -64,10 +68,31 @@ class RowwiseInt8Linear(torch.nn.Module):
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Replace every `torch.nn.Linear` of `model` (in place) with a `RowwiseInt8Linear`; returns the model."""
-    for name, child in list(model.named_children()):
-        if type(child) is torch.nn.Linear:
-            setattr(model, name, RowwiseInt8Linear.from_linear(child))
-        else:
-            quantize_int8(child)
+    """Replace every `torch.nn.Linear` of `model` (in place) with a `RowwiseInt8Linear`; returns the model.
+
+    The fp32 weights become garbage; `release_freed_memory` then hands their pages back to the system,
+    which the C allocator otherwise keeps (a served KoBART-size model: ~350 MiB).
+    """
+    _replace_linears(model)
+    release_freed_memory()
     return model
+
+
+def _replace_linears(module: torch.nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if type(child) is torch.nn.Linear:
+            setattr(module, name, RowwiseInt8Linear.from_linear(child))
+        else:
+            _replace_linears(child)
+
+
+def release_freed_memory() -> bool:
+    """glibc's malloc_trim: return free heap pages to the system; False where there is no glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    gc.collect()
+    trim(0)
+    return True

@@ -63,3 +63,34 @@ def test_layer_benchmark_finds_rowwise_int8_row_independent_and_torch_ao_int8_no
     assert results["rowwise-int8"]["row_independent"] is True
     assert results["torch.ao-dynamic-int8"]["row_independent"] is False  # one activation scale per batch
     assert results["fp32"]["x_fp32_16_rows"] == 1.0 and results["rowwise-int8"]["us_16_rows"] > 0
+
+
+MEMORY_PROBE = """
+import sys, psutil, torch
+from transformers import BartForConditionalGeneration
+from keyword_extractor.int8_linear import quantize_int8
+rss = lambda: psutil.Process().memory_info().rss / 2**20
+model = BartForConditionalGeneration.from_pretrained(sys.argv[1], disable_mmap=True)
+linear = sum(m.weight.numel() * 4 for m in model.modules() if type(m) is torch.nn.Linear and m is not model.lm_head)
+loaded = rss()
+quantize_int8(model)
+print(linear / 2**20, rss() - loaded)
+"""
+
+
+def test_quantising_hands_the_fp32_weights_back_to_the_system(tmp_path):
+    """A served model process must shrink by the fp32 Linear weights it no longer holds, not keep them in the heap."""
+    import subprocess
+    import sys
+
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    shape = dict(d_model=768, encoder_ffn_dim=3072, decoder_ffn_dim=3072, max_position_embeddings=128)
+    config = BartConfig(vocab_size=8000, encoder_layers=2, decoder_layers=2, **shape)
+    BartForConditionalGeneration(config).save_pretrained(tmp_path / "model")
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "model")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    linear_mib, change_mib = (float(x) for x in done.stdout.split()[-2:])
+    assert change_mib < -0.5 * linear_mib, (linear_mib, change_mib)  # int8 keeps a quarter of them
