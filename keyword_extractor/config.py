@@ -229,7 +229,7 @@ class TrainConfig(BaseModel):
     )
     quantize: Literal["off", "auto", "int8"] = Field(
         "auto",
-        description="CPU serving precision stored with the model: 'auto' stores row-wise int8 (about 3x faster "
+        description="CPU serving precision stored with the model: 'auto' stores row-wise int8 (2.5x faster "
         "for a KoBART-size model) only if its validation F1 is at most int8_max_f1_drop lower than fp32's; "
         "'off' keeps fp32; 'int8' without measuring. Answers are independent of batching in both precisions",
         json_schema_extra=_group("export"),

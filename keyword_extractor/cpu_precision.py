@@ -1,6 +1,6 @@
 """Decide per model whether CPU serving may use int8: measured on the validation split, at export.
 
-int8 Linear layers (`keyword_extractor.int8_linear`) make CPU decoding of a KoBART-size model about 3x
+int8 Linear layers (`keyword_extractor.int8_linear`) make CPU decoding of a KoBART-size model 2.5x
 faster (benchmarks/README.md), but what they
 cost in accuracy depends on the weights, so no default fits every model. Training therefore decodes
 its own validation questions twice on CPU, fp32 and int8, and stores `quantize: "int8"` in the
