@@ -4,13 +4,14 @@
     python -m benchmarks.decoding_options --model-dir /tmp/perf/kobart/model --no-f1 --limit 64 --single 8
 
 Options (rows): beam width (greedy, 2, 3, 5), the generation cap (`max_new_tokens` stored with the
-model, sized from the training targets, vs the old fixed 48), dynamic int8 quantization of the Linear
-layers, torch threads (1 vs 2), and greedy decoding by `generate()` instead of the greedy loop
-(`keyword_extractor.greedy`, the default for greedy rows). For each: keyword F1 on `--data` (`metrics.score`), batched
-throughput (questions/s, `extract` with batches of 32, as the service's batching queue calls it) and
-single-question latency (p50/p95 of `--single` one-question calls, the concurrency-1 case), and how
-many answers change when the same questions are decoded in batches of 16 instead of 32 (none should:
-fp32 and the row-wise int8 layers of `keyword_extractor.int8_linear` both decode each row on its own).
+model, sized from the training targets, vs the old fixed 48), row-wise int8 Linear layers
+(`keyword_extractor.int8_linear`), torch threads (1 vs 2), and greedy decoding by `generate()` instead
+of the greedy loop (`keyword_extractor.greedy`, the default for greedy rows). For each: keyword F1 on
+`--data` (`metrics.score`), batched throughput (questions/s, `extract` with batches of 32, as the
+service's batching queue calls it) and single-question latency (p50/p95 of `--single` one-question
+calls, the concurrency-1 case), and how many answers change when the same questions are decoded in
+batches of 16 instead of 32 (none should: fp32 and the row-wise int8 layers of
+`keyword_extractor.int8_linear` both decode each row on its own).
 
 Every option runs on the same questions in the same process, one after the other; options are
 skipped once `--time-budget-s` is spent. On a shared machine the absolute numbers move from run to

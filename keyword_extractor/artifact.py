@@ -52,8 +52,8 @@ class InferenceSettings:
     separator: str = ", "
     batch_size: int = 32
     base_model: str = ""
-    # "int8": dynamic int8 Linear layers on CPU. Training sets it only when the validation F1 allows it
-    # (keyword_extractor.cpu_precision); KEYWORD_QUANTIZE overrides it when served.
+    # "int8": row-wise int8 Linear layers on CPU (keyword_extractor.int8_linear). Training sets it only
+    # when the validation F1 allows it (keyword_extractor.cpu_precision); KEYWORD_QUANTIZE overrides it.
     quantize: str = "off"
     extra: dict = field(default_factory=dict)
 

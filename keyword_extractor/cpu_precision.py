@@ -1,10 +1,10 @@
 """Decide per model whether CPU serving may use int8: measured on the validation split, at export.
 
 int8 Linear layers (`keyword_extractor.int8_linear`) make CPU decoding of a KoBART-size model 2.5x
-faster (benchmarks/README.md), but what they
-cost in accuracy depends on the weights, so no default fits every model. Training therefore decodes
-its own validation questions twice on CPU, fp32 and int8, and stores `quantize: "int8"` in the
-model directory only when int8 loses at most `max_f1_drop` keyword F1. Evaluation, the registry's
+faster (benchmarks/README.md), but what they cost in accuracy depends on the weights, so no default
+fits every model. Training therefore decodes its own validation questions twice on CPU, fp32 and
+int8, and stores `quantize: "int8"` in the model directory only when int8 loses at most
+`max_f1_drop` keyword F1. Evaluation, the registry's
 test F1 and the Bento all read that one setting, so what is served is what was scored.
 """
 
