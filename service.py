@@ -28,9 +28,11 @@ settings of the model service (measured in benchmarks/README.md, "Serving"):
 - `KEYWORD_NUM_BEAMS` (default: the model directory's `num_beams`): beam width when a request names none;
 - `KEYWORD_MODEL_WORKERS` (default 1): processes holding the weights, each with its own batching queue;
 - `KEYWORD_TORCH_THREADS` (default: cores / model workers / 2, at least 1): torch threads per worker;
-- `KEYWORD_QUANTIZE` (`int8` or `off`; default: the model directory's setting, which training sets to
-  int8 only when the validation F1 allows it, see `keyword_extractor.cpu_precision`): row-wise int8
-  Linear layers on CPU (`keyword_extractor.int8_linear`: answers still independent of the batch);
+- `KEYWORD_QUANTIZE` (`auto`, `int8` or `off`; default `auto`): row-wise int8 Linear layers on CPU
+  (`keyword_extractor.int8_linear`: answers still independent of the batch). `auto` uses them only where
+  the model directory allows them (training's validation F1 check, `keyword_extractor.cpu_precision`)
+  and this CPU runs the model's layers faster in int8, timed when the model loads
+  (`keyword_extractor.serving_precision`); `int8` and `off` force. `GET /model_info` says what was chosen and why;
 - `KEYWORD_GREEDY_LOOP` (1 or 0; default 1): greedy requests through `keyword_extractor.greedy` (the same
   answers as `generate`, faster); 0 always uses `generate`.
 """
@@ -60,6 +62,7 @@ from service_support.schemas import (
     ModelInfo,
     ModelRef,
     Options,
+    Precision,
 )
 from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, SETTINGS
 
@@ -103,14 +106,19 @@ class KeywordModel:
         self.extractor = KeywordExtractor(self.model.path, quantize=SETTINGS.quantize, greedy_loop=SETTINGS.greedy_loop)
         self.questions_per_call = questions_per_call_histogram()
         log.info(
-            "loaded %s from %s on %s (%d torch threads, quantize=%s, greedy decoding by %s)",
+            "loaded %s from %s on %s (%d torch threads, greedy decoding by %s); %s",
             self.model.tag,
             self.model.path,
             self.extractor.device,
             SETTINGS.torch_threads,
-            self.extractor.quantize,
             "the greedy loop" if self.extractor.greedy else "generate()",
+            self.extractor.precision.describe(),
         )
+
+    @bentoml.api
+    def precision(self) -> Precision:
+        """The precision this worker chose when it loaded the model, and why (shown by /model_info)."""
+        return Precision(**self.extractor.precision.as_dict())
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def extract_many(self, jobs: list[ExtractJob]) -> list[list[str]]:
@@ -175,7 +183,7 @@ class KeywordService:
                 max_keywords=min(s.max_keywords, MAX_KEYWORDS),
                 max_new_tokens=s.max_new_tokens,
                 max_source_length=s.max_source_length,
-                quantize=s.quantize if SETTINGS.quantize is None else SETTINGS.quantize,
+                quantize="off" if SETTINGS.quantize == "off" or not s.int8_allowed else SETTINGS.quantize,
             ),
             limits={"max_text_chars": SETTINGS.max_text_chars, "max_batch_texts": SETTINGS.max_batch_texts},
         )
@@ -226,9 +234,21 @@ class KeywordService:
         return ExtractBatchResponse(keywords=await self._extract(request.texts, request), model=self.ref)
 
     @info_app.get("/model_info", response_model=ModelInfo, tags=["Service APIs"])
-    def model_info(self) -> ModelInfo:
-        """Which model is served, how good it was on the test set, and how it decodes."""
+    async def model_info(self) -> ModelInfo:
+        """Which model is served, how good it was on the test set, how it decodes and in which precision."""
+        if self.info.precision is None:
+            precision = await self._model_precision()
+            decoding = self.info.decoding.model_copy(update={"quantize": precision.effective})
+            self.info = self.info.model_copy(update={"precision": precision, "decoding": decoding})
         return self.info
+
+    async def _model_precision(self) -> Precision:
+        """Asked of the model service once: the precision is decided where the weights are loaded."""
+        try:
+            answer = await self.engine.to_async.precision()
+        except aiohttp.ClientConnectionError as error:
+            raise ServiceUnavailable("the model service is unreachable; retry later") from error
+        return answer if isinstance(answer, Precision) else Precision.model_validate(answer)
 
 
 KeywordService.add_asgi_middleware(RequestGuard)

@@ -19,11 +19,11 @@ Two things keep the comparison honest:
   `generate` call, with or without beams), so answers have about the length of real keyword lists
   and the benchmark measures decoding, not a runaway loop.
 
-The CPU precision stored with it (`--quantize`, default int8) is what training's default
-(`--quantize auto`) stores for a model whose int8 validation F1 is within a point of fp32's, as the
-tiny model's is. A random model has no F1 to check, so the choice is given here; `--quantize off`
-builds the fp32 model a KoBART whose int8 check fails would be served as (or serve with
-`KEYWORD_QUANTIZE=off`).
+It is stored with int8 allowed (`--int8 allowed`, the default), as training's default (`--quantize
+auto`) stores a model whose int8 validation F1 is within a point of fp32's; a random model has no F1 to
+check, so the permission is given here. Whether int8 is then used is decided where it is loaded: only
+where it is measured faster than fp32 (`keyword_extractor.serving_precision`). `--int8 not-allowed`
+builds a model that always serves fp32 (as does `KEYWORD_QUANTIZE=off` at serving time).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
-from benchmarks.train_throughput import KOBART_BASE_SHAPE
-from keyword_extractor.artifact import QUANTIZE_MODES, InferenceSettings, max_new_tokens_for, write_model_dir
+from benchmarks.train_throughput import SHAPES
+from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
 from keyword_extractor.data import EncodingSettings, encode_targets, target_text
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tiny import kobart_conventions, train_tokenizer
@@ -50,13 +50,14 @@ def build_kobart_shape(
     tokenizer_vocab: int = 8000,
     typical_length: int = 10,
     seed: int = 0,
-    quantize: str = "int8",
+    int8_allowed: bool = True,
+    shape: str = "kobart-base",
 ) -> Path:
     """Write the model directory; returns its path."""
     frame = load_pairs(train)
     tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=tokenizer_vocab)
     torch.manual_seed(seed)
-    config = BartConfig(**KOBART_BASE_SHAPE, **kobart_conventions(tokenizer))
+    config = BartConfig(**SHAPES[shape], **kobart_conventions(tokenizer))
     model = BartForConditionalGeneration(config).eval()
     model.generation_config.exponential_decay_length_penalty = (typical_length, 1.6)
     targets = encode_targets(
@@ -66,7 +67,7 @@ def build_kobart_shape(
         max_new_tokens=max_new_tokens_for([len(ids) for ids in targets], cap=InferenceSettings.max_new_tokens),
         num_beams=1,
         base_model=BASE_MODEL_LABEL,
-        quantize=quantize,
+        int8_allowed=int8_allowed,
     )
     return write_model_dir(model, tokenizer, settings, output)
 
@@ -78,14 +79,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokenizer-vocab", type=int, default=8000, help="BPE vocabulary of the tokenizer")
     parser.add_argument("--typical-length", type=int, default=10, help="tokens after which </s> becomes likely")
     parser.add_argument(
-        "--quantize",
-        choices=QUANTIZE_MODES,
-        default="int8",
-        help="CPU precision stored with the model (default int8, what `train --quantize auto` keeps when F1 allows)",
+        "--int8",
+        choices=("allowed", "not-allowed"),
+        default="allowed",
+        help="whether int8 may serve it on CPU (default allowed, what `train --quantize auto` stores when F1 "
+        "allows); where it is allowed, loading uses it only if this CPU runs it faster than fp32",
     )
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="kobart-base", help="tiny: dry runs only")
     args = parser.parse_args(argv)
     path = build_kobart_shape(
-        args.output, args.train, args.tokenizer_vocab, args.typical_length, quantize=args.quantize
+        args.output,
+        args.train,
+        args.tokenizer_vocab,
+        args.typical_length,
+        int8_allowed=args.int8 == "allowed",
+        shape=args.shape,
     )
     print(path)
 

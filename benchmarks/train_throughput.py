@@ -1,6 +1,6 @@
 """Training throughput on the KoBART-base shape: pad-to-512 (the original code) vs dynamic padding.
 
-    python -m benchmarks.train_throughput --steps 8 --pad512-steps 2
+    python -m benchmarks.train_throughput --steps 8 --pad512-steps 2 [--shape tiny] [--precision auto]
 
 Random initialisation (no download); real questions from data/train.tsv,
 tokenised by a BPE tokenizer trained on them (8k vocabulary, a proxy for
@@ -10,6 +10,9 @@ on the *same* randomly drawn rows (dynamic padding in random order, length-group
 in length order, pad-to-512 on the first batches of them), after one warm-up step
 on other rows, and reports samples/s, the ratio to pad-to-512, and the process's
 peak RSS after the dynamic modes (training at this batch size) and after pad-to-512.
+`--shape tiny` (a one-layer model) checks the script itself in seconds; `--precision auto` is bf16 on
+GPUs and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere: emulated bf16 is many times
+slower than fp32. The JSON's environment names the CPU (`keyword_extractor.cpu_info`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from transformers import BartConfig, BartForConditionalGeneration
 
+from keyword_extractor.cpu_info import describe_cpu, native_bf16
 from keyword_extractor.data import (
     DynamicPaddingCollator,
     EncodedPairs,
@@ -48,12 +52,34 @@ KOBART_BASE_SHAPE = dict(
     decoder_ffn_dim=3072,
     max_position_embeddings=1026,
 )
+# the same code paths in seconds (pad-to-512 included), for dry runs on any CPU
+TINY_SHAPE = dict(
+    vocab_size=8000,
+    d_model=64,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=128,
+    decoder_ffn_dim=128,
+    max_position_embeddings=1026,
+)
+SHAPES = {"kobart-base": KOBART_BASE_SHAPE, "tiny": TINY_SHAPE}
 
 
-def build_model(device: torch.device) -> BartForConditionalGeneration:
+def build_model(device: torch.device, shape: str = "kobart-base") -> BartForConditionalGeneration:
     torch.manual_seed(0)
-    config = BartConfig(**KOBART_BASE_SHAPE, pad_token_id=2, bos_token_id=0, eos_token_id=1, decoder_start_token_id=1)
+    config = BartConfig(**SHAPES[shape], pad_token_id=2, bos_token_id=0, eos_token_id=1, decoder_start_token_id=1)
     return BartForConditionalGeneration(config).to(device).train()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto': bf16 where it is native (CUDA with bf16, or a CPU with AVX-512 BF16/AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
 
 
 def train_step(model, optimizer, batch: dict, device: torch.device, autocast) -> None:
@@ -114,15 +140,23 @@ def main() -> None:
     parser.add_argument("--pad512-steps", type=int, default=2, help="timed steps for pad-to-512 (slow on CPU)")
     parser.add_argument("--passes", type=int, default=1, help="run the timed batches N times, report the last")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default="fp32",
+        help="auto: bf16 where native (GPUs with bf16, CPUs with AVX-512 BF16/AMX), else fp32",
+    )
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="kobart-base", help="model shape (tiny: dry runs)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     device = torch.device(args.device)
+    args.precision = resolve_precision(args.precision, device)
+    print(f"precision {args.precision}, shape {args.shape}", flush=True)
     frame = load_pairs(args.train)
     tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=8000)
     settings = EncodingSettings.from_tokenizer(tokenizer, max_source_length=512, max_target_length=512)
     pairs = EncodedPairs.for_keywords(tokenizer, frame, settings)
-    model = build_model(device)
+    model = build_model(device, args.shape)
     collate = DynamicPaddingCollator(settings.pad_token_id)
     rng = random.Random(0)
     drawn = rng.sample(range(len(pairs)), (args.steps + 1) * args.batch_size)
@@ -169,7 +203,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "precision": args.precision,
+        "shape": args.shape,
         "torch": torch.__version__,
+        **({} if device.type == "cuda" else {"cpu": describe_cpu()}),
     }
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

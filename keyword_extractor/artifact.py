@@ -25,10 +25,13 @@ MODEL_DIR_ARTIFACT = "model_dir"  # name of the model directory inside a logged 
 
 Grounding = Literal["morphemes", "substrings", "off"]
 GROUNDING_MODES: tuple[str, ...] = get_args(Grounding)
-# CPU serving precision, one vocabulary for the model directory, the extractor and the service's
-# KEYWORD_QUANTIZE ("auto", training only, measures and stores one of these).
+# The precision a model runs in on CPU: "off" (fp32) or "int8". Which one is decided where the model
+# runs (keyword_extractor.serving_precision); the directory only says whether int8 is allowed.
 Quantize = Literal["off", "int8"]
 QUANTIZE_MODES: tuple[str, ...] = get_args(Quantize)
+# What a loader or KEYWORD_QUANTIZE may ask for: "auto" decides on this machine, the others force.
+PrecisionRequest = Literal["auto", "off", "int8"]
+PRECISION_REQUESTS: tuple[str, ...] = get_args(PrecisionRequest)
 
 
 def check_grounding(grounding: str) -> str:
@@ -52,9 +55,10 @@ class InferenceSettings:
     separator: str = ", "
     batch_size: int = 32
     base_model: str = ""
-    # "int8": row-wise int8 Linear layers on CPU (keyword_extractor.int8_linear). Training sets it only
-    # when the validation F1 allows it (keyword_extractor.cpu_precision); KEYWORD_QUANTIZE overrides it.
-    quantize: str = "off"
+    # Whether row-wise int8 Linear layers (keyword_extractor.int8_linear) may serve this model on CPU: what
+    # training can know (its validation F1 check, keyword_extractor.cpu_precision). Whether they are used
+    # is decided at load, on the machine that runs the model (keyword_extractor.serving_precision).
+    int8_allowed: bool = False
     extra: dict = field(default_factory=dict)
 
     def save(self, model_dir: str | Path) -> None:
@@ -72,8 +76,8 @@ class InferenceSettings:
         stored = json.loads(path.read_text())
         if "grounding" not in stored:  # written before morpheme grounding: a bool, True meaning substrings
             stored["grounding"] = "substrings" if stored.get("grounded_decoding", True) else "off"
-        if stored.get("quantize") == "":  # written before "off" was the word for fp32
-            stored["quantize"] = "off"
+        if "int8_allowed" not in stored:  # written when training chose the precision: "int8" meant allowed
+            stored["int8_allowed"] = stored.get("quantize") == "int8"
         known = {f.name for f in fields(cls)}
         settings = cls(**{k: v for k, v in stored.items() if k in known})
         check_grounding(settings.grounding)

@@ -229,9 +229,10 @@ class TrainConfig(BaseModel):
     )
     quantize: Literal["off", "auto", "int8"] = Field(
         "auto",
-        description="CPU serving precision stored with the model: 'auto' stores row-wise int8 (2.5x faster "
-        "for a KoBART-size model) only if its validation F1 is at most int8_max_f1_drop lower than fp32's; "
-        "'off' keeps fp32; 'int8' without measuring. Answers are independent of batching in both precisions",
+        description="whether row-wise int8 may serve the model on CPU: 'auto' allows it only if its validation "
+        "F1 is at most int8_max_f1_drop lower than fp32's; 'off' never; 'int8' without measuring. An allowed "
+        "int8 is used only where it is also measured faster, decided when the model is loaded (on AVX-512 "
+        "VNNI/AMX CPUs for KoBART-size layers, not on AVX2-only ones). Answers are batch-independent in both",
         json_schema_extra=_group("export"),
     )
     int8_max_f1_drop: float = Field(

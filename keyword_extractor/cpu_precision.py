@@ -1,11 +1,10 @@
 """Decide per model whether CPU serving may use int8: measured on the validation split, at export.
 
-int8 Linear layers (`keyword_extractor.int8_linear`) make CPU decoding of a KoBART-size model 2.5x
-faster (benchmarks/README.md), but what they cost in accuracy depends on the weights, so no default
-fits every model. Training therefore decodes its own validation questions twice on CPU, fp32 and
-int8, and stores `quantize: "int8"` in the model directory only when int8 loses at most
-`max_f1_drop` keyword F1. Evaluation, the registry's
-test F1 and the Bento all read that one setting, so what is served is what was scored.
+What int8 Linear layers (`keyword_extractor.int8_linear`) cost in accuracy depends on the weights, so no
+default fits every model. Training therefore decodes its own validation questions twice on CPU, fp32 and
+int8, and stores `int8_allowed: true` in the model directory only when int8 loses at most `max_f1_drop`
+keyword F1. Whether an allowed int8 is also *used* depends on the CPU that serves, which training cannot
+know: that is decided at load (`keyword_extractor.serving_precision`).
 """
 
 from __future__ import annotations
@@ -34,22 +33,23 @@ class Int8Check:
     max_f1_drop: float
     questions: int
     seconds: float
-    quantize: str  # "int8" or "off" (fp32)
+    int8_allowed: bool
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        chosen = "fp32" if self.quantize == "off" else self.quantize
+        verdict = "allowed" if self.int8_allowed else "not allowed"
         return (
-            f"CPU precision: {chosen} (validation F1 int8 {self.int8_f1:.4f} vs fp32 {self.fp32_f1:.4f} on "
-            f"{self.questions} questions; int8 is kept when it loses at most {self.max_f1_drop:.4f})"
+            f"int8 {verdict} on CPU (validation F1 int8 {self.int8_f1:.4f} vs fp32 {self.fp32_f1:.4f} on "
+            f"{self.questions} questions; allowed when it loses at most {self.max_f1_drop:.4f}; "
+            "used where it is also faster, decided at load)"
         )
 
 
-def choose_quantize(fp32_f1: float, int8_f1: float, max_f1_drop: float) -> str:
-    """'int8' when it loses at most `max_f1_drop` F1 against fp32, else 'off' (stay in fp32)."""
-    return "int8" if int8_f1 >= fp32_f1 - max_f1_drop else "off"
+def int8_within_drop(fp32_f1: float, int8_f1: float, max_f1_drop: float) -> bool:
+    """True when int8 loses at most `max_f1_drop` F1 against fp32."""
+    return int8_f1 >= fp32_f1 - max_f1_drop
 
 
 def measure_int8(
@@ -77,14 +77,14 @@ def measure_int8(
         max_f1_drop=max_f1_drop,
         questions=len(queries),
         seconds=round(time.perf_counter() - started, 1),
-        quantize=choose_quantize(f1["off"], f1["int8"], max_f1_drop),
+        int8_allowed=int8_within_drop(f1["off"], f1["int8"], max_f1_drop),
     )
 
 
-def store_cpu_precision(model_dir: str | Path, quantize: str, check: Int8Check | None = None) -> InferenceSettings:
-    """Record the choice (and the measurement behind it) in the directory's settings, atomically."""
+def store_int8_allowed(model_dir: str | Path, allowed: bool, check: Int8Check | None = None) -> InferenceSettings:
+    """Record whether int8 is allowed (and the measurement behind it) in the directory's settings, atomically."""
     settings = InferenceSettings.load(model_dir)
-    settings.quantize = quantize
+    settings.int8_allowed = allowed
     settings.extra = {k: v for k, v in settings.extra.items() if k != "int8_check"}
     if check is not None:
         settings.extra["int8_check"] = check.as_dict()

@@ -141,13 +141,14 @@ def evaluate(
 
     model_preds = baseline_preds = None
     model_metrics = baseline_metrics = latency = baseline_latency = seq2seq_metrics = None
-    device_name = None
+    device_name = precision = None
     if model_dir is not None:
         from keyword_extractor.inference import KeywordExtractor  # torch: only when a model is evaluated
 
         extractor = KeywordExtractor(model_dir, device=device)
         batch_size = batch_size or extractor.settings.batch_size
         device_name = str(extractor.device)
+        precision = extractor.precision.as_dict()
         model_preds, latency = _timed_batches(
             queries, batch_size, lambda chunk: extractor.extract(chunk, batch_size=len(chunk))
         )
@@ -194,6 +195,7 @@ def evaluate(
         model_dir=str(Path(model_dir).resolve()) if model_dir is not None else None,
         batch_size=batch_size,
         device=device_name,
+        precision=precision,
         beats_baseline=bool(beats),
         rows=rows,
         seq2seq_metrics=seq2seq_metrics,

@@ -187,6 +187,11 @@ def render_report(result: EvaluationResult, chart_ref: str | None = CHART_FILE) 
     ]
     if result.model_dir:
         lines.append(f"- device: {result.device}, batch size {result.batch_size}")
+    if result.precision:
+        effective = "fp32" if result.precision["effective"] == "off" else result.precision["effective"]
+        lines.append(
+            f"- precision: {effective} (requested {result.precision['requested']}): {result.precision['reason']}"
+        )
     if result.model_metrics is not None and result.baseline_metrics is not None:
         delta = result.model_metrics["f1"] - result.baseline_metrics["f1"]
         verdict = "beats" if result.beats_baseline else "does not beat"
@@ -283,6 +288,7 @@ def _metrics_json(result: EvaluationResult) -> dict[str, Any]:
         "model_dir": result.model_dir,
         "device": result.device,
         "batch_size": result.batch_size,
+        "precision": result.precision,
         "model": result.model_metrics,
         "baseline": result.baseline_metrics,
         "seq2seq_alone": result.seq2seq_metrics,

@@ -11,12 +11,13 @@ import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProcessorList, PreTrainedModel
 
 from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.artifact import QUANTIZE_MODES, InferenceSettings, check_grounding
+from keyword_extractor.artifact import InferenceSettings, check_grounding
 from keyword_extractor.data import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.int8_linear import quantize_int8
 from keyword_extractor.keywords import clean_keywords, is_grounded, parse_keywords
+from keyword_extractor.serving_precision import LayerTimer, PrecisionDecision, decide_precision, requested_precision
 from keyword_extractor.span_selector import SpanSelector
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,11 @@ class KeywordExtractor:
         half_precision_on_gpu: bool = False,
         quantize: str | None = None,
         greedy_loop: bool = True,
+        precision_timer: LayerTimer | None = None,
     ):
-        """`quantize`: "int8" or "off"; None means the model directory's setting (off unless stored).
+        """`quantize`: "auto", "int8" or "off"; None means KEYWORD_QUANTIZE, else "auto": int8 where the model
+        directory allows it and this CPU runs it faster than fp32 (`serving_precision`; the decision and its
+        figures are `self.precision`). `precision_timer` replaces the clock of that measurement.
 
         `half_precision_on_gpu`: bf16 (fp16 without bf16) weights on CUDA. Off by default: on an H200 it
         decoded KoBART-size models no faster than fp32 (0.73–0.88×) and changed 2–6 of 297 answers
@@ -74,26 +78,31 @@ class KeywordExtractor:
         self.model_dir = Path(model_dir)
         settings = InferenceSettings.load(self.model_dir)
         device_ = pick_device(device)
-        quantize = settings.quantize if quantize is None else quantize
-        if quantize not in QUANTIZE_MODES:
-            raise ValueError(f"quantize={quantize!r}: choose one of {QUANTIZE_MODES}")
-        if quantize != "off" and device_.type != "cpu":
-            log.warning("quantize=%s is CPU-only; ignored on %s", quantize, device_)
-            quantize = "off"
+        requested = requested_precision(quantize)
+        wants_int8 = requested == "int8" or (requested == "auto" and settings.int8_allowed)
+        may_use_int8 = device_.type == "cpu" and wants_int8
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         dtype = None
         if device_.type == "cuda" and half_precision_on_gpu:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         load_options = {"dtype": dtype}
-        if quantize == "int8" and MMAP_OPTION in inspect.signature(PreTrainedModel.from_pretrained).parameters:
+        if may_use_int8 and MMAP_OPTION in inspect.signature(PreTrainedModel.from_pretrained).parameters:
             # int8 replaces every Linear weight: read into memory, the fp32 copies are freed after it, whereas
             # pages of a memory-mapped weights file stay resident while any tensor (an embedding) maps it
             load_options[MMAP_OPTION] = True
         model = BartForConditionalGeneration.from_pretrained(self.model_dir, **load_options).to(device_).eval()
-        if quantize == "int8":
+        self.precision: PrecisionDecision = decide_precision(
+            model,
+            requested=requested,
+            int8_allowed=settings.int8_allowed,
+            device=device_,
+            batch_size=settings.batch_size,
+            timer=precision_timer,
+        )
+        if self.precision.effective == "int8":
             model = quantize_int8(model)
         self._assemble(model, tokenizer, settings, device_, greedy_loop)
-        self.quantize = quantize
+        self.quantize = self.precision.effective
         self.selector = SpanSelector.load(self.model_dir)
 
     @classmethod
@@ -105,6 +114,7 @@ class KeywordExtractor:
         extractor.model_dir = None
         extractor._assemble(model, tokenizer, settings, next(model.parameters()).device, greedy_loop)
         extractor.quantize = "off"
+        extractor.precision = PrecisionDecision("off", False, "off", "an in-memory model is decoded as it is")
         extractor.selector = None
         return extractor
 

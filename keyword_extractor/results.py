@@ -27,7 +27,7 @@ class TrainResult(BaseModel):
     seconds: float
     resumed_from: str | None
     output_dir: str = ""  # the run's folder: checkpoints, logs, the summary, the config
-    quantize: str = "off"  # CPU serving precision stored with the model: "off" or "int8"
+    int8_allowed: bool = False  # may int8 serve it on CPU (used where also faster: serving_precision)
     int8_check: dict | None = None  # the validation measurement behind it (cpu_precision.Int8Check)
     span_selector: dict | None = None  # validation F1 of the seq2seq model alone and with the span selector
 
@@ -69,6 +69,8 @@ class EvaluationResult(BaseModel):
     model_dir: str | None = None
     batch_size: int | None = None
     device: str | None = None
+    # how the model's precision was chosen on the machine that evaluated it (serving_precision.PrecisionDecision)
+    precision: dict | None = None
     beats_baseline: bool = False
     # one row per question (texts, answers, per-row scores): for the report, not for passing around
     rows: list[dict[str, Any]] = Field(default_factory=list, repr=False, exclude=True)

@@ -21,7 +21,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for
 from keyword_extractor.config import CONFIG_FILE, TrainConfig
-from keyword_extractor.cpu_precision import Int8Check, measure_int8, store_cpu_precision
+from keyword_extractor.cpu_precision import Int8Check, measure_int8, store_int8_allowed
 from keyword_extractor.data import EncodingSettings, KeywordDataModule
 from keyword_extractor.files import write_atomic
 from keyword_extractor.keywords import clean_keywords, parse_keywords
@@ -149,14 +149,17 @@ def validation_f1(
 
 
 def choose_cpu_precision(config: TrainConfig, model_dir: Path, datamodule: KeywordDataModule) -> Int8Check | None:
-    """Store the CPU serving precision in the exported directory; with 'auto', measured on the validation rows."""
+    """Store whether int8 may serve the exported model on CPU; with 'auto', measured on the validation rows.
+
+    Whether it then *does* is decided where the model is loaded (keyword_extractor.serving_precision).
+    """
     if config.quantize != "auto":
-        store_cpu_precision(model_dir, config.quantize)
+        store_int8_allowed(model_dir, config.quantize == "int8")
         return None
     rows = datamodule.val_rows
     golds = [clean_keywords(parse_keywords(cell)) for cell in rows["keyword"]]
     check = measure_int8(model_dir, rows["query"].tolist(), golds, max_f1_drop=config.int8_max_f1_drop)
-    store_cpu_precision(model_dir, check.quantize, check)
+    store_int8_allowed(model_dir, check.int8_allowed, check)
     log.info("%s, %.1fs", check.describe(), check.seconds)
     return check
 
@@ -276,7 +279,7 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
         seconds=round(time.time() - started, 1),
         resumed_from=resume_from,
         output_dir=str(output_dir.resolve()),
-        quantize=InferenceSettings.load(model_dir).quantize,
+        int8_allowed=InferenceSettings.load(model_dir).int8_allowed,
         int8_check=int8_check.as_dict() if int8_check else None,
         span_selector=selector_report,
     )

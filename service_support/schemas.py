@@ -101,7 +101,19 @@ class Decoding(BaseModel):
     max_keywords: int
     max_new_tokens: int
     max_source_length: int
-    quantize: str = Field(description='"int8" or "off" (fp32): the precision of the weights when served on CPU')
+    quantize: str = Field(description='"int8" or "off" (fp32): the precision the model service runs in')
+
+
+class Precision(BaseModel):
+    """How the model service chose its precision when it loaded the model (keyword_extractor.serving_precision)."""
+
+    requested: str = Field(description='KEYWORD_QUANTIZE: "auto" (decide on this machine), "off" or "int8" (forced)')
+    int8_allowed: bool = Field(description="whether training's validation F1 check allows int8 for this model")
+    effective: str = Field(description='"int8" or "off" (fp32): what runs')
+    reason: str
+    calibration: dict | None = Field(
+        None, description="fp32 vs int8 timings of the model's layers on this CPU, when 'auto' measured them"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -114,6 +126,7 @@ class ModelInfo(BaseModel):
     mlflow_run_id: str
     base_model: str
     decoding: Decoding
+    precision: Precision | None = Field(None, description="null until the model service has loaded the model")
     limits: dict[str, int]
 
 

@@ -10,7 +10,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from keyword_extractor.artifact import QUANTIZE_MODES
+from keyword_extractor.artifact import PRECISION_REQUESTS
 from keyword_extractor.results import REGISTERED_MODEL
 
 MAX_KEYWORDS, MAX_BEAMS = 10, 4  # what a request may ask for, whatever the environment says
@@ -34,13 +34,11 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _quantize() -> str | None:
-    """KEYWORD_QUANTIZE: None (unset: the model directory decides), "off" or "int8"."""
-    raw = os.environ.get("KEYWORD_QUANTIZE", "").strip().lower()
-    if not raw:
-        return None
-    if raw not in QUANTIZE_MODES:
-        raise ValueError(f"KEYWORD_QUANTIZE={raw} is not one of {', '.join(QUANTIZE_MODES)}")
+def _quantize() -> str:
+    """KEYWORD_QUANTIZE: "auto" (unset: int8 where the model allows it and this CPU runs it faster), "off", "int8"."""
+    raw = os.environ.get("KEYWORD_QUANTIZE", "").strip().lower() or "auto"
+    if raw not in PRECISION_REQUESTS:
+        raise ValueError(f"KEYWORD_QUANTIZE={raw} is not one of {', '.join(PRECISION_REQUESTS)}")
     return raw
 
 
@@ -69,7 +67,7 @@ class ServiceSettings:
     # loaded server need CPU too, and torch threads that outnumber the idle cores spin-wait on each other
     # (decoder steps measured many times slower with 2 threads on 2 busy cores than with 1).
     torch_threads: int
-    quantize: str | None  # None: the model directory's setting
+    quantize: str  # auto | off | int8 (keyword_extractor.serving_precision)
     greedy_loop: bool
 
     @classmethod

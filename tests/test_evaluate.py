@@ -120,6 +120,15 @@ def test_model_metrics_equal_score_recomputed_from_predictions(evaluation):
             assert written == pytest.approx(row_scores(gold, pred), abs=1e-6)
 
 
+def test_report_and_metrics_say_which_precision_ran_and_why(evaluation):
+    precision = evaluation.precision
+    assert precision["requested"] == "auto" and precision["effective"] in ("off", "int8") and precision["reason"]
+    report = Path(evaluation.paths["report"]).read_text(encoding="utf-8")
+    effective = "fp32" if precision["effective"] == "off" else "int8"
+    assert f"- precision: {effective} (requested auto): {precision['reason']}" in report
+    assert json.loads(Path(evaluation.paths["metrics"]).read_text())["precision"] == precision
+
+
 def test_report_has_every_section_and_the_worst_questions(evaluation):
     report = Path(evaluation.paths["report"]).read_text(encoding="utf-8")
     for section in (

@@ -65,19 +65,18 @@ def test_int8_extractor_answers_grounded_keyword_lists(talkative_model_dir):
             assert all(isinstance(k, str) and k and is_grounded(k, question) for k in keywords), (question, keywords)
 
 
-def test_quantization_follows_the_model_directory_unless_overridden(tiny_model_dir, tmp_path):
+def test_directories_of_older_releases_read_their_stored_precision_as_what_is_allowed(tiny_model_dir, tmp_path):
+    """They stored the precision training chose ("quantize"); "int8" there now means int8 is allowed."""
     import shutil
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
-    settings = json.loads((model_dir / SETTINGS_FILE).read_text())
-    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "off"}))
-    assert KeywordExtractor(model_dir, device="cpu").quantize == "off"
-    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": ""}))  # directories of older releases
-    assert KeywordExtractor(model_dir, device="cpu").quantize == "off"
-    (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": "int8"}))
-    stored = KeywordExtractor(model_dir, device="cpu")
-    assert stored.quantize == "int8" and quantized_linears(stored) > 0
+    settings = {k: v for k, v in json.loads((model_dir / SETTINGS_FILE).read_text()).items() if k != "int8_allowed"}
+    for stored, allowed in (("off", False), ("", False), ("int8", True)):
+        (model_dir / SETTINGS_FILE).write_text(json.dumps({**settings, "quantize": stored}))
+        assert InferenceSettings.load(model_dir).int8_allowed is allowed
+    forced = KeywordExtractor(model_dir, device="cpu", quantize="int8")
+    assert forced.quantize == "int8" and quantized_linears(forced) > 0
     off = KeywordExtractor(model_dir, device="cpu", quantize="off")
     assert off.quantize == "off" and quantized_linears(off) == 0
     with pytest.raises(ValueError, match="quantize"):

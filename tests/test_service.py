@@ -121,8 +121,16 @@ def test_model_info_describes_the_imported_model(client, server, selected_model_
     assert info["test_digest"] == "digest-xyz" and info["mlflow_run_id"] == "run-abc"
     assert info["base_model"] == settings_file["base_model"] == "tiny"
     decoding = info["decoding"]
-    for key in ("grounding", "filter_ungrounded", "max_new_tokens", "max_source_length", "quantize"):
+    for key in ("grounding", "filter_ungrounded", "max_new_tokens", "max_source_length"):
         assert decoding[key] == settings_file[key], key
+    # the precision the model service chose when it loaded the weights, on this CPU, and why
+    precision = info["precision"]
+    assert precision["requested"] == "auto" and precision["int8_allowed"] == settings_file["int8_allowed"]
+    assert decoding["quantize"] == precision["effective"] in ("off", "int8") and precision["reason"]
+    if settings_file["int8_allowed"]:
+        assert set(precision["calibration"]["speedups"]) == {"1", str(settings_file["batch_size"])}
+    else:
+        assert precision["effective"] == "off" and precision["calibration"] is None
     assert decoding["grounded_decoding"] == (settings_file["grounding"] != "off")
     assert decoding["num_beams"] == min(settings_file["num_beams"], 4) and decoding["max_num_beams"] == 4
     assert info["limits"] == {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS}

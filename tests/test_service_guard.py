@@ -1,7 +1,7 @@
 """The service safe to expose: loopback by default, an optional bearer token, bounded request bodies.
 
 A real `bentoml serve` of the tiny model, started without --host, with KEYWORD_API_TOKEN set and a small
-KEYWORD_MAX_BODY_BYTES; every request goes to 127.0.0.1.
+KEYWORD_MAX_BODY_BYTES (and int8 forced by KEYWORD_QUANTIZE); every request goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ def guarded(talkative_model_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("bentoml-guarded")
     env = bentoml_env(home)
     tag = import_model(talkative_model_dir, env, {"registered_model": "keyword-extractor"})
-    env.update(KEYWORD_MODEL_TAG=tag, KEYWORD_API_TOKEN=TOKEN, KEYWORD_MAX_BODY_BYTES=str(MAX_BODY_BYTES))
+    env.update(
+        KEYWORD_MODEL_TAG=tag,
+        KEYWORD_API_TOKEN=TOKEN,
+        KEYWORD_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+        KEYWORD_QUANTIZE="int8",
+    )
     running = start_bento(".", env, home / "serve.log", host=None)  # no --host: the service's default
     yield running
     stop_bento(running)
@@ -46,6 +51,14 @@ def test_without_host_it_listens_on_loopback_only(guarded):
         if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
     }
     assert listening == {"127.0.0.1"}
+
+
+def test_model_info_reports_a_precision_forced_by_the_environment(guarded):
+    info = httpx.get(f"{guarded.url}/model_info", headers=_auth(), timeout=60).json()
+    precision = info["precision"]
+    assert precision["requested"] == "int8" and precision["effective"] == "int8"
+    assert "forced by KEYWORD_QUANTIZE" in precision["reason"] and precision["calibration"] is None
+    assert info["decoding"]["quantize"] == "int8"
 
 
 def test_every_route_but_the_probes_needs_the_token(guarded):

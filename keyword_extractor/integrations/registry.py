@@ -180,7 +180,7 @@ def version_description(model_dir: str | Path, f1: float, baseline_f1: float, te
     return (
         f"Keyword F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f} on test set sha256 {test_digest[:12]}; "
         f"base model {settings.base_model or 'unknown'}, grounding {settings.grounding}, "
-        f"CPU precision {settings.quantize}. {decision}"
+        f"CPU int8 {'allowed' if settings.int8_allowed else 'not allowed'}. {decision}"
     )
 
 
