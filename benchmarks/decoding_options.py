@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from keyword_extractor import metrics
+from keyword_extractor.cpu_info import describe_cpu
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import parse_keywords
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         "single": args.single,
         "rows": rows,
         "skipped": skipped,
-        "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "torch": torch.__version__},
+        "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], **describe_cpu()},
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 import ctranslate2  # isort: skip
 import torch
 
+from keyword_extractor.cpu_info import describe_cpu
 from keyword_extractor.data import encode_sources
 from keyword_extractor.inference import KeywordExtractor, decoded_keywords
 from keyword_extractor.keywords import clean_keywords, parse_keywords
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_results(results: dict, threads: int, args: argparse.Namespace) -> None:
     results["environment"] = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": describe_cpu(),
         "torch": torch.__version__,
         "ctranslate2": ctranslate2.__version__,
         "threads": threads,

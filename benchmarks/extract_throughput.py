@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from keyword_extractor.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import parse_keywords
 from keyword_extractor.metrics import score
@@ -93,7 +93,8 @@ def measure(args: argparse.Namespace) -> dict:
     for run in results["runs"]:
         run["ratio_vs_first_precision_at_1"] = round(run["questions_per_s"] / base["questions_per_s"], 2)
     results["environment"] = {
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_label(),
+        "cpu": describe_cpu(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "model_dir": str(args.model_dir),

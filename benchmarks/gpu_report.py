@@ -52,9 +52,12 @@ def markdown(report: dict) -> str:
         *(f"| {s['step']} | {s['status']} | {s['seconds']} |" for s in report["steps"]),
     ]
     if report["training_throughput"]:
+        first_env = next(iter(report["training_throughput"].values()))["environment"]
+        shape, precision = first_env.get("shape", "kobart-base"), first_env["precision"]
+        device = first_env["device"] if "cpu" not in first_env else first_env["cpu"]["cpu"]
         lines += [
             "",
-            "## Training throughput, KoBART-base shape, bf16-mixed",
+            f"## Training throughput, {shape} shape, {precision} on {device}",
             "",
             "| batch | mode | samples/s | first pass | tokens/sample | × pad-to-512 |",
             "|---:|---|---:|---:|---:|---:|",

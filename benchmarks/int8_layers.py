@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from keyword_extractor.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.int8_linear import RowwiseInt8Linear
 
 DEFAULT_SHAPES = "768x768,768x3072"
@@ -127,9 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
     rows = [int(n) for n in args.rows.split(",")]
     results = measure(shapes, rows, args.min_seconds)
+    print(f"CPU: {cpu_label()}, 1 torch thread")
     print(table(results, rows))
     if args.json:
-        args.json.write_text(json.dumps({"threads": 1, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"threads": 1, "cpu": describe_cpu(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ port, a subprocess) on the same model directory: `--model-dir`, or by default th
 BentoML model that the Bento reports in /model_info (looked up under BENTOML_HOME).
 
 Measured for both: keyword F1 on `--data` (`keyword_extractor.metrics.score`), then throughput and
-p50/p95 latency of single-question requests at concurrency 1 and 16 (`--requests 64,256`).
+p50/p95 latency of single-question requests at concurrency 1 and 16 (`--requests 64,256`). The table
+and the JSON name the CPU (`keyword_extractor.cpu_info`) and the precision each variant chose at load
+(`/model_info`'s `precision`).
+
+`--emulate-avx2` serves every variant and the original as on an AVX2-only CPU with no fast int8
+kernel (`benchmarks/avx2_emulation`): an emulation on this CPU, labelled as such in the output.
 """
 
 from __future__ import annotations
@@ -35,10 +40,19 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from keyword_extractor.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.paths import PROJECT_ROOT
 from tests.bento_process import free_port
 
 CONCURRENCY = (1, 16)
+EMULATION_DIR = Path(__file__).resolve().parent / "avx2_emulation"
+# torch's own kernels, MKL and oneDNN limited to AVX2; sitecustomize turns oneDNN's int8 product off
+AVX2_EMULATION = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "PYTHONPATH": str(EMULATION_DIR),
+}
 
 
 # --- the original approach, reproduced --------------------------------------------------------------------
@@ -86,7 +100,9 @@ def serve_original(model_dir: str, port: int) -> None:
     Server(("127.0.0.1", port), Handler).serve_forever()
 
 
-def start_original(model_dir: str, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+def start_original(
+    model_dir: str, timeout_s: float = 300, emulation: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -100,7 +116,11 @@ def start_original(model_dir: str, timeout_s: float = 300) -> tuple[subprocess.P
             str(port),
         ],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        env={
+            **os.environ,
+            **(emulation or {}),
+            "PYTHONPATH": os.pathsep.join(filter(None, [(emulation or {}).get("PYTHONPATH"), str(PROJECT_ROOT)])),
+        },
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
@@ -210,8 +230,12 @@ def model_dir_of(client, url: str) -> str:
     return bentoml.models.get(tag).path
 
 
-def table(bentos: dict[str, dict], original: dict) -> str:
+def table(bentos: dict[str, dict], original: dict, cpu: str = "") -> str:
     """One column per Bento variant and the original, then each variant's ratio to the original."""
+    names = list(bentos)
+    chosen = [(bentos[n]["model"].get("precision") or {}).get("effective", "?") for n in names]
+    lines = [f"CPU: {cpu}"] if cpu else []
+    lines.append(f"{'precision chosen at load':28s}" + "".join(f" {c.replace('off', 'fp32'):>12s}" for c in chosen))
     rows = [("keyword F1", "quality", "f1", "{:.4f}")] if "quality" in original else []
     for c in CONCURRENCY:
         rows += [
@@ -220,9 +244,8 @@ def table(bentos: dict[str, dict], original: dict) -> str:
             (f"c={c} p95 latency (ms)", f"c{c}", "p95_ms", "{:.1f}"),
             (f"c={c} errors", f"c{c}", "errors", "{:d}"),
         ]
-    names = list(bentos)
     header = f"{'(throughput: higher is better)':28s}" + "".join(f" {n:>12s}" for n in [*names, "original"])
-    lines = [header + "".join(f" {n + '/orig':>14s}" for n in names)]
+    lines.append(header + "".join(f" {n + '/orig':>14s}" for n in names))
     for name, group, key, fmt in rows:
         b = original[group][key]
         cells = "".join(f" {fmt.format(bentos[n][group][key]):>12s}" for n in names) + f" {fmt.format(b):>12s}"
@@ -255,6 +278,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="without --url: serve --model-dir once per variant, NAME:KEY=VALUE,... (environment overrides)",
     )
     parser.add_argument("--no-f1", action="store_true", help="speed only (models with random weights)")
+    parser.add_argument(
+        "--emulate-avx2",
+        action="store_true",
+        help="serve as on an AVX2-only CPU without a fast int8 kernel (an emulation on this CPU; needs --model-dir)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--serve-original", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -264,8 +292,9 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if not args.url and not args.model_dir:
         parser.error("give --url of a running Bento, or --model-dir to serve")
-    if args.url and args.variant:
-        parser.error("--variant needs --model-dir without --url (the script serves each variant itself)")
+    if args.url and (args.variant or args.emulate_avx2):
+        parser.error("--variant and --emulate-avx2 need --model-dir without --url (the script serves each itself)")
+    emulation = AVX2_EMULATION if args.emulate_avx2 else {}
     import httpx
 
     from benchmarks import bento_server
@@ -299,10 +328,10 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             model_dir = args.model_dir
             for label, overrides in [parse_variant(v) for v in args.variant or ["bento"]]:
-                with bento_server.serving(model_dir, overrides) as server:
+                with bento_server.serving(model_dir, {**emulation, **overrides}) as server:
                     bentos[label] = {**measure_bento(label, server.url, server.family), "env": overrides}
         print(f"original approach on {model_dir}", flush=True)
-        process, original_url = start_original(model_dir)
+        process, original_url = start_original(model_dir, emulation=emulation)
         try:
             server = [psutil.Process(process.pid)]
             original = measure(
@@ -321,9 +350,16 @@ def main(argv: list[str] | None = None) -> dict:
         "questions": len(questions),
         "requests": dict(zip((f"c{c}" for c in CONCURRENCY), requests)),
     }
-    result["machine"] = {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    cpu = cpu_label() + (" (emulating AVX2 without a fast int8 kernel)" if emulation else "")
+    result["machine"] = {
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        **describe_cpu(),
+        "label": cpu,
+        "emulation": emulation or None,
+    }
     print()
-    print(table(bentos, original))
+    print(table(bentos, original, cpu))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result

@@ -28,6 +28,7 @@ import httpx
 import psutil
 
 from benchmarks import bento_server
+from keyword_extractor.cpu_info import describe_cpu
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tsv import load_pairs
 from tests.bento_process import ServerProcess
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "stable": abs(growth) <= args.tolerance,
         "warmup": args.warmup,
         "curve": curve,
-        "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], **describe_cpu()},
     }
     print(json.dumps(result, indent=2))
     if args.json:
