@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +33,16 @@ QUANTIZE_MODES: tuple[str, ...] = get_args(Quantize)
 # What a loader or KEYWORD_QUANTIZE may ask for: "auto" decides on this machine, the others force.
 PrecisionRequest = Literal["auto", "off", "int8"]
 PRECISION_REQUESTS: tuple[str, ...] = get_args(PrecisionRequest)
+QUANTIZE_ENV = "KEYWORD_QUANTIZE"
+
+
+def requested_precision(quantize: str | None = None) -> str:
+    """'auto', 'off' or 'int8': the argument, else KEYWORD_QUANTIZE, else 'auto'."""
+    source = "quantize" if quantize is not None else QUANTIZE_ENV
+    value = (quantize if quantize is not None else os.environ.get(QUANTIZE_ENV, "")).strip().lower() or "auto"
+    if value not in PRECISION_REQUESTS:
+        raise ValueError(f"{source}={value!r}: choose one of {', '.join(PRECISION_REQUESTS)}")
+    return value
 
 
 def check_grounding(grounding: str) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,13 +25,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from keyword_extractor.artifact import PRECISION_REQUESTS
+from keyword_extractor.artifact import QUANTIZE_ENV, requested_precision
 from keyword_extractor.cpu_info import cpu_label
 from keyword_extractor.int8_linear import RowwiseInt8Linear
 
 log = logging.getLogger(__name__)
 
-QUANTIZE_ENV = "KEYWORD_QUANTIZE"
 # int8 must beat fp32 by this factor at the batch size: near a tie, fp32 (the precision the model was trained
 # and validated in) wins, and a restart on the same machine does not flip between precisions. At 1 row it
 # must not be slower beyond timing noise (KoBART shape on an AMX Xeon: 1.16x at 1 row, 3.6x at 32 rows).
@@ -43,15 +41,6 @@ MIN_ROUNDS, MAX_ROUNDS = 3, 9
 
 # seconds one call of `layer` on `hidden` takes; tests pass a controllable one
 LayerTimer = Callable[[torch.nn.Module, torch.Tensor], float]
-
-
-def requested_precision(quantize: str | None = None) -> str:
-    """'auto', 'off' or 'int8': the argument, else KEYWORD_QUANTIZE, else 'auto'."""
-    source = "quantize" if quantize is not None else QUANTIZE_ENV
-    value = (quantize if quantize is not None else os.environ.get(QUANTIZE_ENV, "")).strip().lower() or "auto"
-    if value not in PRECISION_REQUESTS:
-        raise ValueError(f"{source}={value!r}: choose one of {', '.join(PRECISION_REQUESTS)}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from keyword_extractor.artifact import PRECISION_REQUESTS
+from keyword_extractor.artifact import requested_precision
 from keyword_extractor.results import REGISTERED_MODEL
 
 MAX_KEYWORDS, MAX_BEAMS = 10, 4  # what a request may ask for, whatever the environment says
@@ -32,14 +32,6 @@ def env_int(name: str, default: int, low: int, high: int) -> int:
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _quantize() -> str:
-    """KEYWORD_QUANTIZE: "auto" (unset: int8 where the model allows it and this CPU runs it faster), "off", "int8"."""
-    raw = os.environ.get("KEYWORD_QUANTIZE", "").strip().lower() or "auto"
-    if raw not in PRECISION_REQUESTS:
-        raise ValueError(f"KEYWORD_QUANTIZE={raw} is not one of {', '.join(PRECISION_REQUESTS)}")
-    return raw
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ class ServiceSettings:
             num_beams=env_int("KEYWORD_NUM_BEAMS", 0, 0, MAX_BEAMS),
             model_workers=workers,
             torch_threads=env_int("KEYWORD_TORCH_THREADS", max(1, _cores() // workers // 2), 1, 1024),
-            quantize=_quantize(),
+            quantize=requested_precision(),  # KEYWORD_QUANTIZE: auto (default), off or int8
             greedy_loop=bool(env_int("KEYWORD_GREEDY_LOOP", 1, 0, 1)),
         )
 
