@@ -183,7 +183,8 @@ class KeywordService:
                 max_keywords=min(s.max_keywords, MAX_KEYWORDS),
                 max_new_tokens=s.max_new_tokens,
                 max_source_length=s.max_source_length,
-                quantize="off" if SETTINGS.quantize == "off" or not s.int8_allowed else SETTINGS.quantize,
+                # what was asked; the first /model_info replaces it with what the model service chose
+                quantize=SETTINGS.quantize,
             ),
             limits={"max_text_chars": SETTINGS.max_text_chars, "max_batch_texts": SETTINGS.max_batch_texts},
         )

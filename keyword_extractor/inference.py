@@ -102,7 +102,6 @@ class KeywordExtractor:
         if self.precision.effective == "int8":
             model = quantize_int8(model)
         self._assemble(model, tokenizer, settings, device_, greedy_loop)
-        self.quantize = self.precision.effective
         self.selector = SpanSelector.load(self.model_dir)
 
     @classmethod
@@ -113,10 +112,14 @@ class KeywordExtractor:
         extractor = cls.__new__(cls)
         extractor.model_dir = None
         extractor._assemble(model, tokenizer, settings, next(model.parameters()).device, greedy_loop)
-        extractor.quantize = "off"
         extractor.precision = PrecisionDecision("off", False, "off", "an in-memory model is decoded as it is")
         extractor.selector = None
         return extractor
+
+    @property
+    def quantize(self) -> str:
+        """The precision that runs: "int8" or "off" (fp32), as `self.precision` decided it."""
+        return self.precision.effective
 
     def _assemble(
         self, model: PreTrainedModel, tokenizer, settings: InferenceSettings, device: torch.device, greedy_loop: bool
