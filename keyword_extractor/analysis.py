@@ -9,35 +9,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from kiwipiepy import Kiwi, Token
+from kiwipiepy import Token
 
 from keyword_extractor.baselines import noun_phrases
 from keyword_extractor.keywords import normalize
-from keyword_extractor.morphology import candidate_spans
+from keyword_extractor.morphology import candidate_spans, shared_kiwi
 from keyword_extractor.span_features import ParsedQuestion
 
 
 class QuestionAnalyser:
-    """Questions analysed by Kiwi in batches; build once and reuse (Kiwi loads in seconds).
+    """Questions analysed by Kiwi in batches (the process's shared Kiwi: it loads in seconds).
 
     Results are memoised per normalised question (repeated questions are common in serving), up to
     `cache_size` questions. `num_workers`: Kiwi's threads, 1 or more, or -1 for all cores.
     """
 
     def __init__(self, num_workers: int = 1, cache_size: int = 16384) -> None:
-        if num_workers == 0 or num_workers < -1:
-            raise ValueError(f"num_workers must be -1 (all cores) or at least 1, got {num_workers}")
-        self.kiwi = Kiwi(num_workers=num_workers)
+        self.kiwi = shared_kiwi(num_workers)
         self.cache_size = cache_size
         self._cache: dict[str, ParsedQuestion] = {}
-        self._lock = threading.Lock()  # one Kiwi, callers on several threads (the service's workers)
+        self._lock = threading.Lock()  # the cache, read and written by the service's worker threads
 
     def analyse(self, texts: Sequence[str]) -> list[list[Token]]:
         """Kiwi's tokens of each already-normalised text, in one batch call; empty texts get none."""
         todo = [index for index, text in enumerate(texts) if text]
         analysed: list[list[Token]] = [[] for _ in texts]
-        with self._lock:
-            results = list(self.kiwi.tokenize([texts[index] for index in todo])) if todo else []
+        results = self.kiwi.tokenize([texts[index] for index in todo])
         for index, tokens in zip(todo, results, strict=True):
             analysed[index] = tokens
         return analysed

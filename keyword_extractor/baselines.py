@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kiwipiepy import Kiwi, Token
+from kiwipiepy import Token
 
 from keyword_extractor.keywords import normalize
-from keyword_extractor.morphology import Word, token_end, words
+from keyword_extractor.morphology import Word, shared_kiwi, token_end, words
 
 MAX_KEYWORDS = 6
 
@@ -128,22 +128,20 @@ def noun_phrases(text: str, tokens: Sequence[Token]) -> list[str]:
 class KiwiNounPhraseBaseline:
     """Noun-phrase keywords from Kiwi's morphological analysis; no training, fully deterministic.
 
-    Build it once and reuse it: constructing `Kiwi` loads its models and takes seconds.
+    Kiwi is the process's shared one (`morphology.shared_kiwi`): the first baseline pays its load.
     `num_workers` is Kiwi's thread count for `extract_batch`: 1 or more, or -1 for all cores
     (Kiwi's single-thread mode, 0, cannot analyse a batch).
     """
 
     def __init__(self, num_workers: int = 1) -> None:
-        if num_workers == 0 or num_workers < -1:
-            raise ValueError(f"num_workers must be -1 (all cores) or at least 1, got {num_workers}")
-        self._kiwi = Kiwi(num_workers=num_workers)
+        self._kiwi = shared_kiwi(num_workers)
 
     def extract(self, text: str) -> list[str]:
         """Keywords of one question, each occurring verbatim in `keywords.normalize(text)`."""
         normalized = normalize(text)
         if not normalized:
             return []
-        return noun_phrases(normalized, self._kiwi.tokenize(normalized))
+        return noun_phrases(normalized, self._kiwi.tokenize([normalized])[0])
 
     def extract_batch(self, texts: Iterable[str]) -> list[list[str]]:
         """Keywords of many questions; same result as `extract` on each, faster on large inputs."""

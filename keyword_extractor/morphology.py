@@ -9,10 +9,12 @@ keywords of data/train.tsv are one, at about 8 candidates per question.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kiwipiepy import Token
+from kiwipiepy import Kiwi, Token
 
 # Tags that can be part of a keyword: nouns, bound nouns, numerals, numbers, foreign words, hanja,
 # noun suffixes (`-용`, `-산`, `-가`) and prefixes (`재-`, `불-`).
@@ -27,6 +29,28 @@ _TRAILING_TRIM_TAGS = frozenset({"XSN"})
 _GLUED_PREFIX_TAGS = frozenset({"MAG", "MM", "NP", "IC"})
 MAX_SPAN_WORDS = 4
 _OF = "의"  # `한국의 탈춤`, `음악의 아버지`: a span may run on across `의` and a space
+
+
+class SharedKiwi:
+    """One Kiwi per process and thread count, behind one lock: a new Kiwi costs about 2.7 s (load, then
+    its first analysis), and every model load, evaluation and baseline would otherwise pay it again."""
+
+    def __init__(self, num_workers: int) -> None:
+        if num_workers == 0 or num_workers < -1:
+            raise ValueError(f"num_workers must be -1 (all cores) or at least 1, got {num_workers}")
+        self.kiwi = Kiwi(num_workers=num_workers)
+        self.lock = threading.Lock()
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[Token]]:
+        """Kiwi's tokens of each text, in one batch call (callers may be on several threads)."""
+        with self.lock:
+            return list(self.kiwi.tokenize(list(texts))) if texts else []
+
+
+@functools.cache
+def shared_kiwi(num_workers: int = 1) -> SharedKiwi:
+    """This process's Kiwi with `num_workers` threads (1 or more, or -1 for all cores)."""
+    return SharedKiwi(num_workers)
 
 
 @dataclass(frozen=True)

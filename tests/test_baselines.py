@@ -101,25 +101,15 @@ def test_batch_equals_single(baseline: KiwiNounPhraseBaseline, questions: list[s
     assert baseline.extract_batch([]) == []
 
 
-class _CountingKiwi:
-    """Stands in for Kiwi (slow to build) and counts how often it is built."""
+def test_one_kiwi_per_process_serves_every_baseline_and_analyser() -> None:
+    """A new Kiwi costs seconds (load and first analysis): model loads and evaluations share one."""
+    from keyword_extractor.analysis import QuestionAnalyser
 
-    built = 0
-
-    def __init__(self, num_workers: int) -> None:
-        type(self).built += 1
-
-    def tokenize(self, text: str | list[str]) -> list:
-        return [] if isinstance(text, str) else [[] for _ in text]
-
-
-def test_kiwi_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_CountingKiwi, "built", 0)
-    monkeypatch.setattr(baselines, "Kiwi", _CountingKiwi)
-    extractor = KiwiNounPhraseBaseline()
-    extractor.extract("관세 체납하면 어떻게 돼?")
-    extractor.extract_batch(["관세 체납하면 어떻게 돼?", "직구 물건 선물로 줘도 돼?"])
-    assert _CountingKiwi.built == 1
+    first, second = KiwiNounPhraseBaseline(), KiwiNounPhraseBaseline()
+    assert first._kiwi is second._kiwi is QuestionAnalyser().kiwi
+    assert KiwiNounPhraseBaseline(num_workers=2)._kiwi is not first._kiwi  # its own thread count
+    question = "관세 체납하면 어떻게 돼?"
+    assert first.extract(question) == first.extract_batch([question, "직구 물건 선물로 줘도 돼?"])[0]
 
 
 def test_single_thread_mode_is_refused() -> None:
