@@ -42,7 +42,7 @@ import ctranslate2  # isort: skip
 import torch
 
 from keyword_extractor.cpu_info import describe_cpu
-from keyword_extractor.data import encode_sources
+from keyword_extractor.encoding import encode_sources
 from keyword_extractor.inference import KeywordExtractor, decoded_keywords
 from keyword_extractor.keywords import clean_keywords, parse_keywords
 from keyword_extractor.metrics import score

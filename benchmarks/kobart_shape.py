@@ -36,7 +36,7 @@ from transformers import BartConfig, BartForConditionalGeneration
 
 from benchmarks.train_throughput import SHAPES
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
-from keyword_extractor.data import EncodingSettings, encode_targets, target_text
+from keyword_extractor.encoding import EncodingSettings, encode_targets, target_text
 from keyword_extractor.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.tiny import kobart_conventions, train_tokenizer
 from keyword_extractor.tsv import load_pairs

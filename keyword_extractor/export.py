@@ -32,7 +32,7 @@ def export_checkpoint(
     # torch, transformers and Lightning load here, not at import: `--help` answers at once
     from transformers import AutoTokenizer
 
-    from keyword_extractor.data import EncodingSettings, encode_targets, target_text
+    from keyword_extractor.encoding import EncodingSettings, encode_targets, target_text
     from keyword_extractor.modeling import KeywordSeq2Seq
 
     module = KeywordSeq2Seq.load_from_checkpoint(checkpoint, map_location="cpu")

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, BartForConditionalGeneration, LogitsProc
 
 from keyword_extractor.analysis import QuestionAnalyser
 from keyword_extractor.artifact import InferenceSettings, check_grounding
-from keyword_extractor.data import EncodingSettings, encode_sources
+from keyword_extractor.encoding import EncodingSettings, encode_sources
 from keyword_extractor.greedy import GreedyDecoder
 from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.int8_linear import quantize_int8

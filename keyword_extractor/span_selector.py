@@ -128,11 +128,10 @@ class SpanSelector:
     @classmethod
     def load(cls, model_dir: str | Path) -> SpanSelector | None:
         """The directory's selector, or None when it has none (trained without, or before it existed)."""
-        import skops.io
-
         model_dir = Path(model_dir)
         if not (model_dir / SETTINGS_FILE).is_file():
             return None
+        import skops.io  # here: importing it takes seconds, and a directory without a selector needs none
         stored = json.loads((model_dir / SETTINGS_FILE).read_text())
         if stored.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{model_dir / SETTINGS_FILE}: format {stored.get('format_version')}, expected 1")

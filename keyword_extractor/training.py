@@ -22,7 +22,8 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for
 from keyword_extractor.config import CONFIG_FILE, TrainConfig
 from keyword_extractor.cpu_precision import Int8Check, measure_int8, store_int8_allowed
-from keyword_extractor.data import EncodingSettings, KeywordDataModule
+from keyword_extractor.data import KeywordDataModule
+from keyword_extractor.encoding import EncodingSettings
 from keyword_extractor.files import write_atomic
 from keyword_extractor.keywords import clean_keywords, parse_keywords
 from keyword_extractor.modeling import KeywordSeq2Seq, load_base
