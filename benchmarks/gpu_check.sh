@@ -103,7 +103,7 @@ if [ $DRY_RUN -eq 1 ]; then
         BENCH_PRECISION=fp32 TRAIN_PRECISION=32-true
     fi
     THROUGHPUT_BATCHES="2" DYNAMIC_STEPS=1 PAD_STEPS=1 PASSES=2
-    FINETUNE_EXTRA=(--epochs 1 --limit-train-rows 48 --val-f1-rows 8 --tiny-vocab-size 600)
+    FINETUNE_EXTRA=(--epochs 1 --limit-train-rows 48 --val-f1-rows 8 --tiny-vocab-size 600 --quantize off)
     SERVE_ARGS=(--batches 1,16 --limit 24 --single-limit 4)
 else
     DEVICE=cuda ACCELERATOR=gpu STRATEGY=ddp TRAIN_PRECISION=bf16-mixed SERVE_PRECISIONS=fp32,bf16 SHAPE=kobart-base

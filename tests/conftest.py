@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -137,8 +140,36 @@ def selected_model_dir(talkative_model_dir, tmp_path_factory) -> Path:
     return target
 
 
+@functools.cache
+def migrated_prefect_database() -> Path:
+    """A Prefect SQLite database with every migration applied, made once per test session.
+
+    A Prefect server on an empty database migrates it first (about 10 s of each fresh ephemeral start);
+    every test's own PREFECT_HOME starts from a copy of this one instead.
+    """
+    home = Path(tempfile.mkdtemp(prefix="prefect-template-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {"PREFECT_HOME": str(home)}
+    prefect = Path(sys.executable).with_name("prefect")
+    done = subprocess.run(
+        [str(prefect), "server", "database", "upgrade", "-y"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and (home / "prefect.db").is_file(), done.stdout[-2000:] + done.stderr[-2000:]
+    return home / "prefect.db"
+
+
 def prefect_env(home: Path, **extra: str) -> dict[str, str]:
-    """Environment for a real Prefect run that touches no real Prefect set-up: own PREFECT_HOME, ephemeral API."""
+    """Environment for a real Prefect run that touches no real Prefect set-up: own PREFECT_HOME, ephemeral API.
+
+    A new home gets a copy of the session's migrated database (`migrated_prefect_database`).
+    """
+    database = Path(home) / "prefect.db"
+    if not database.exists():
+        template = migrated_prefect_database()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal"):  # the write-ahead log, if the upgrade left one, belongs to the copy
+            if template.with_name(template.name + suffix).is_file():
+                shutil.copyfile(template.with_name(template.name + suffix), database.with_name(database.name + suffix))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(home),

@@ -147,6 +147,8 @@ def two_cpu_ranks_training(output_dir: Path) -> list[str]:
         "2",
         "--strategy",
         "ddp",
+        "--quantize",
+        "off",  # no int8 check at export: it is tested on its own (tests/test_cpu_precision.py)
     ]
 
 
@@ -210,6 +212,8 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
         "0",
         "--early-stopping-patience",
         "0",
+        "--quantize",
+        "off",
     ]
     # 48 training rows / 16 = 3 steps per epoch: stopping at step 3 is an interruption after epoch 1.
     first = run_module("keyword_extractor.train", *common, "--max-steps", "3")
@@ -262,7 +266,7 @@ def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path)
         "keyword_extractor.train",
         *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
         *("--limit-train-rows", "64", "--epochs", "3", "--augment-copies", "0"),
-        *("--batch-size", "16", "--val-fraction", "0.25", "--early-stopping-patience", "0"),
+        *("--batch-size", "16", "--val-fraction", "0.25", "--early-stopping-patience", "0", "--quantize", "off"),
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -285,7 +289,7 @@ def test_bf16_mixed_precision_trains_with_gradient_clipping(tmp_path):
         "keyword_extractor.train",
         *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
         *("--limit-train-rows", "32", "--epochs", "1", "--val-f1-rows", "4", "--tiny-vocab-size", "600"),
-        *("--accelerator", "cpu", "--precision", "bf16-mixed", "--gradient-clip", "1.0"),
+        *("--accelerator", "cpu", "--precision", "bf16-mixed", "--gradient-clip", "1.0", "--quantize", "off"),
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (tmp_path / "model" / SETTINGS_FILE).is_file()
