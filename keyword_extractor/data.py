@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from keyword_extractor.augment import substitute_keywords
 from keyword_extractor.config import default
 from keyword_extractor.encoding import EncodingSettings, encode_sources, encode_targets, target_text
+from keyword_extractor.folds import split_train_val
 from keyword_extractor.tsv import load_pairs
 
 LABEL_PAD_ID = -100
@@ -118,14 +119,6 @@ class LengthGroupedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return sum(len(batch) for batch in self._batches())
-
-
-def split_train_val(frame: pd.DataFrame, val_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hold out a seeded share of the training file when no validation file is given."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    val = frame.sample(frac=val_fraction, random_state=seed)
-    return frame.drop(val.index).reset_index(drop=True), val.reset_index(drop=True)
 
 
 class KeywordDataModule(pl.LightningDataModule):

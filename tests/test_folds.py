@@ -1,0 +1,58 @@
+"""The validation folds design choices are made on: disjoint parts, the same every time, right domains."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
+from keyword_extractor.folds import leave_domain_out, validation_folds
+from keyword_extractor.tsv import load_pairs
+from tests.conftest import TRAIN_TSV
+
+
+@pytest.fixture(scope="module")
+def train() -> pd.DataFrame:
+    return load_pairs(TRAIN_TSV)
+
+
+def test_the_protocol_has_two_random_splits_and_the_leave_domain_out_pair(train):
+    assert [fold.name for fold in validation_folds(train)] == [
+        "random-7",
+        "random-11",
+        f"{CUSTOMS}→{GENERAL}",
+        f"{GENERAL}→{CUSTOMS}",
+    ]
+
+
+def test_every_fold_splits_the_file_into_disjoint_parts_that_cover_it(train):
+    for fold in validation_folds(train):
+        trained, held = set(fold.train["query"]), set(fold.held_out["query"])
+        assert not trained & held, fold.name
+        assert len(fold.train) + len(fold.held_out) == len(train), fold.name
+        assert fold.held_out.index.tolist() == list(range(len(fold.held_out)))
+
+
+def test_folds_are_the_same_on_every_call(train):
+    for first, again in zip(validation_folds(train), validation_folds(train.copy()), strict=True):
+        pd.testing.assert_frame_equal(first.train, again.train)
+        pd.testing.assert_frame_equal(first.held_out, again.held_out)
+
+
+def test_leave_domain_out_holds_out_one_domain_and_trains_on_the_other(train):
+    fold = leave_domain_out(train, GENERAL)
+    assert fold.name == f"{CUSTOMS}→{GENERAL}"
+    assert {domain_of(q) for q in fold.held_out["query"]} == {GENERAL}
+    assert {domain_of(q) for q in fold.train["query"]} == {CUSTOMS}
+    reverse = leave_domain_out(train, CUSTOMS)
+    pd.testing.assert_frame_equal(reverse.train, fold.held_out)
+    # file order is kept: the first held-out row is the file's first general question
+    first_general = next(q for q in train["query"] if domain_of(q) == GENERAL)
+    assert fold.held_out["query"].iloc[0] == first_general
+    with pytest.raises(ValueError, match="held_out_domain"):
+        leave_domain_out(train, "sports")
+
+
+def test_the_random_splits_hold_out_a_tenth(train):
+    for fold in validation_folds(train)[:2]:
+        assert len(fold.held_out) == round(len(train) * 0.1), fold.name
