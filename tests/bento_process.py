@@ -145,10 +145,11 @@ def start_bento(
 
 
 def stop_bento(server: ServerProcess) -> None:
-    """SIGTERM to the process group and to every worker, SIGKILL to whatever is left after 20 s.
+    """SIGTERM to the process group and to every worker, SIGKILL to whatever is left after 5 s.
 
     The workers run in sessions of their own and the public worker can take close to a minute to shut
-    down gracefully: they are collected by pid before the arbiter goes.
+    down gracefully (a client that never finished its body keeps it waiting): they are collected by pid
+    before the arbiter goes, and a test has nothing to gain from waiting for a graceful end.
     """
     family = server.family()
     try:
@@ -160,7 +161,7 @@ def stop_bento(server: ServerProcess) -> None:
             process.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(family, timeout=20)
+    _, alive = psutil.wait_procs(family, timeout=5)
     for process in alive:
         try:
             process.kill()
