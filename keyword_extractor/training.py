@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -165,11 +166,14 @@ def choose_cpu_precision(config: TrainConfig, model_dir: Path, datamodule: Keywo
     return check
 
 
-def fit_span_selector(config: TrainConfig, model_dir: Path, datamodule: KeywordDataModule) -> dict | None:
+def fit_span_selector(
+    config: TrainConfig, model_dir: Path, train_rows: pd.DataFrame, val_rows: pd.DataFrame
+) -> dict | None:
     """Fit the span selector (keyword_extractor.span_selector) and store it in the exported directory.
 
     Its scorer learns from the training rows, its combiner from the exported model's answers on the
     validation rows. Returns its validation report, or None when it is off or could not be fitted.
+    Also called on its own (benchmarks/transfer.py) to try a change of the selector on a trained model.
     """
     if not config.span_selector or config.grounding != "morphemes":
         return None
@@ -178,7 +182,6 @@ def fit_span_selector(config: TrainConfig, model_dir: Path, datamodule: KeywordD
 
     started = time.time()
     extractor = KeywordExtractor(model_dir)
-    train_rows, val_rows = datamodule.train_rows, datamodule.val_rows
     val_questions = val_rows["query"].tolist()
     selector = span_selector.fit(
         extractor.analyser.parse_batch(train_rows["query"].tolist()),
@@ -264,7 +267,7 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     from keyword_extractor.export import export_checkpoint
 
     model_dir = export_checkpoint(best, output_dir / "model", inference)
-    selector_report = fit_span_selector(config, model_dir, datamodule)
+    selector_report = fit_span_selector(config, model_dir, datamodule.train_rows, datamodule.val_rows)
     if selector_report:
         log_metrics(loggers, {k: v for k, v in selector_report.items() if k.startswith("val_f1")})
     int8_check = choose_cpu_precision(config, model_dir, datamodule)
