@@ -73,6 +73,12 @@ class SpanCounts:
         kept = self.keyword[span] - own[1]
         return (kept + PRIOR_WEIGHT * self.prior) / (seen + PRIOR_WEIGHT), seen, kept
 
+    def unseen(self) -> SpanCounts:
+        """Counts that have seen no span, with this corpus's keep rate as the prior of every one."""
+        empty = SpanCounts(Counter(), Counter())
+        empty.prior = self.prior
+        return empty
+
     def to_dict(self) -> dict:
         return {"candidate": dict(self.candidate), "keyword": {k: v for k, v in self.keyword.items() if v}}
 

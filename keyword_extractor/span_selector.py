@@ -54,15 +54,42 @@ def _combiner_inputs(spans: Sequence[str], scores: np.ndarray, model_keywords: S
     return np.column_stack([logit, chosen, rank, chosen * logit])
 
 
+def _occurrences(span: str, text: str) -> list[int]:
+    starts, start = [], text.find(span)
+    while start != -1:
+        starts.append(start)
+        start = text.find(span, start + 1)
+    return starts
+
+
+def nested_in(span: str, other: str, text: str) -> bool:
+    """True when every place `span` occurs in `text` lies inside a place `other` occurs.
+
+    `보이저` is nested in `보이저 2호` in "보이저 2호는 어디에 있나요?"; `관세` is not nested in `관세청` in
+    "관세를 내라는 관세청 문자", where it also stands on its own.
+    """
+    if span == other or span not in other:
+        return False
+    covers = [(start, start + len(other)) for start in _occurrences(other, text)]
+    return all(
+        any(begin <= start and start + len(span) <= end for begin, end in covers) for start in _occurrences(span, text)
+    )
+
+
 def choose(
     question: ParsedQuestion, scored: Sequence[tuple[str, float]], threshold: float, drop_nested: bool, limit: int
 ) -> list[str]:
-    """Spans above the threshold, best first (skipping ones nested in a kept span), in question order."""
+    """Spans above the threshold, best first, in question order.
+
+    With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
+    nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept.
+    """
     kept: list[str] = []
+    text = question.text
     for span, probability in sorted(scored, key=lambda pair: -pair[1]):
         if probability <= threshold:
             break
-        if drop_nested and any(span in other or other in span for other in kept):
+        if drop_nested and any(nested_in(span, other, text) or nested_in(other, span, text) for other in kept):
             continue
         kept.append(span)
     kept.sort(key=question.text.find)
@@ -157,8 +184,14 @@ def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]]
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     features, labels = [], []
+    unseen = counts.unseen()
     for question, gold in zip(parsed, golds, strict=True):
         spans, rows = span_features(question, counts, gold, feature_set=LATEST_FEATURE_SET)
+        features.extend(rows)
+        labels.extend(span in gold for span in spans)
+        # the same question again as if none of its spans had ever been seen: what a question on a topic
+        # the training data never covered looks like, so that the scorer learns what to trust then
+        spans, rows = span_features(question, unseen, feature_set=LATEST_FEATURE_SET)
         features.extend(rows)
         labels.extend(span in gold for span in spans)
     if len(set(labels)) < 2:

@@ -15,7 +15,7 @@ from keyword_extractor.analysis import QuestionAnalyser
 from keyword_extractor.inference import KeywordExtractor
 from keyword_extractor.keywords import clean_keywords, parse_keywords
 from keyword_extractor.metrics import score
-from keyword_extractor.span_features import SpanCounts, span_features
+from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
 from keyword_extractor.tsv import load_pairs
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
@@ -171,3 +171,28 @@ def test_too_few_validation_questions_fit_nothing(analyser):
     golds = _golds(frame)
     few = parsed[:5]
     assert span_selector.fit(parsed, golds, few, golds[:5], [[] for _ in few], limit=6, seed=42) is None
+
+
+def _question(text: str) -> ParsedQuestion:
+    return ParsedQuestion(text, (), (), ())
+
+
+def test_a_span_inside_a_kept_span_wherever_it_occurs_is_dropped():
+    question = _question("보이저 2호는 지금 어디에 있나요?")
+    scored = [("보이저", 0.9), ("보이저 2호", 0.8), ("2호", 0.7)]  # the two pieces do not overlap
+    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["보이저", "2호"]
+    scored = [("보이저 2호", 0.9), ("보이저", 0.8), ("2호", 0.7)]
+    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["보이저 2호"]
+    assert span_selector.choose(question, scored, 0.5, drop_nested=False, limit=6) == ["보이저 2호", "보이저", "2호"]
+
+
+def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
+    question = _question("관세를 내라는 관세청 문자가 왔어요")
+    scored = [("관세청", 0.9), ("관세", 0.8), ("문자", 0.7)]
+    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["관세", "관세청", "문자"]
+    fta = _question("한-EU FTA 원산지 기준은?")
+    scored = [("한-EU FTA", 0.9), ("FTA", 0.8), ("EU", 0.75), ("원산지", 0.7)]
+    assert span_selector.choose(fta, scored, 0.5, drop_nested=True, limit=6) == ["한-EU FTA", "원산지"]
+    war = _question("6·25 전쟁과 6·25의 의미")
+    assert span_selector.nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
+    assert span_selector.nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
