@@ -196,3 +196,14 @@ def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     war = _question("6·25 전쟁과 6·25의 의미")
     assert span_selector.nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
     assert span_selector.nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
+
+
+def test_unseen_counts_give_every_span_the_corpus_prior(analyser):
+    """What the scorer also learns from: a question whose spans were never seen, the corpus rate behind each."""
+    frame = load_pairs(TRAIN_TSV).iloc[:200]
+    counts = SpanCounts.count(analyser.parse_batch(frame["query"].tolist()), _golds(frame))
+    unseen = counts.unseen()
+    assert unseen.prior == counts.prior > 0
+    seen_span = next(span for span, n in counts.candidate.items() if n > 1)
+    assert counts.rate(seen_span)[1] > 0
+    assert unseen.rate(seen_span) == (pytest.approx(counts.prior), 0, 0)
