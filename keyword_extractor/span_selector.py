@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from keyword_extractor.files import write_atomic
+from keyword_extractor.keywords import nested_in
 from keyword_extractor.metrics import score
 from keyword_extractor.span_features import LATEST_FEATURE_SET, ParsedQuestion, SpanCounts, span_features
 
@@ -52,28 +53,6 @@ def _combiner_inputs(spans: Sequence[str], scores: np.ndarray, model_keywords: S
     chosen = (rank > 0).astype(float)
     logit = _logit(scores)
     return np.column_stack([logit, chosen, rank, chosen * logit])
-
-
-def _occurrences(span: str, text: str) -> list[int]:
-    starts, start = [], text.find(span)
-    while start != -1:
-        starts.append(start)
-        start = text.find(span, start + 1)
-    return starts
-
-
-def nested_in(span: str, other: str, text: str) -> bool:
-    """True when every place `span` occurs in `text` lies inside a place `other` occurs.
-
-    `보이저` is nested in `보이저 2호` in "보이저 2호는 어디에 있나요?"; `관세` is not nested in `관세청` in
-    "관세를 내라는 관세청 문자", where it also stands on its own.
-    """
-    if span == other or span not in other:
-        return False
-    covers = [(start, start + len(other)) for start in _occurrences(other, text)]
-    return all(
-        any(begin <= start and start + len(span) <= end for begin, end in covers) for start in _occurrences(span, text)
-    )
 
 
 def choose(

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from keyword_extractor import span_selector
 from keyword_extractor.analysis import QuestionAnalyser
 from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import clean_keywords, parse_keywords
+from keyword_extractor.keywords import clean_keywords, nested_in, parse_keywords
 from keyword_extractor.metrics import score
 from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
 from keyword_extractor.tsv import load_pairs
@@ -194,8 +194,8 @@ def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     scored = [("한-EU FTA", 0.9), ("FTA", 0.8), ("EU", 0.75), ("원산지", 0.7)]
     assert span_selector.choose(fta, scored, 0.5, drop_nested=True, limit=6) == ["한-EU FTA", "원산지"]
     war = _question("6·25 전쟁과 6·25의 의미")
-    assert span_selector.nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
-    assert span_selector.nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
+    assert nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
+    assert nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
 
 
 def test_unseen_counts_give_every_span_the_corpus_prior(analyser):

@@ -1,0 +1,178 @@
+"""Where a training file disagrees with itself: spans labelled one way in some rows and the other way in others.
+
+    python -m keyword_extractor.label_audit --train data/train.tsv --out artifacts/label_audit
+
+A model cannot learn a rule the data does not follow. Two reports, for the people who maintain the data:
+
+- **inconsistent spans**: the same text, a candidate keyword (`morphology.candidate_spans`) in several
+  questions, kept as a keyword in some and left out in others, with the line numbers of both sides;
+- **verbal nouns**: nouns used as a predicate (`신고하려면`, `반포한`: noun + `하다`/`되다`). LABELLING.md's
+  convention (data/LABELLING.md) is to keep them when they are the question's subject matter (`반포`); the
+  audit counts how often the file does, so the distance from the convention is a number.
+
+It reads and reports; it never rewrites a data file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from keyword_extractor.files import markdown_cell, write_atomic
+from keyword_extractor.keywords import clean_keywords, nested_in, parse_keywords
+from keyword_extractor.morphology import token_end, words
+from keyword_extractor.tsv import load_pairs
+
+MIN_ROWS = 3  # a span must be a candidate in at least this many questions to be judged
+VERBAL_SUFFIX_TAGS = frozenset({"XSV"})  # 하다 / 되다 / 시키다 glued to a noun
+FIRST_DATA_LINE = 2  # line 1 is the header
+# procedural verbal nouns that LABELLING.md's "no generic fillers" leaves out (`확인해요`, `진행되나요`)
+GENERIC_VERBAL_NOUNS = frozenset(
+    """확인 진행 처리 적용 비교 사용 이용 가능 해당 필요 발생 포함 관련 계산 준비 설명 의미 시작
+    변경 결정 판단""".split()
+)
+
+
+@dataclass
+class InconsistentSpan:
+    span: str
+    kept_lines: list[int] = field(default_factory=list)
+    left_out_lines: list[int] = field(default_factory=list)
+
+    @property
+    def minority(self) -> int:
+        return min(len(self.kept_lines), len(self.left_out_lines))
+
+
+@dataclass
+class VerbalNouns:
+    labelled_lines: list[int] = field(default_factory=list)
+    unlabelled_lines: list[int] = field(default_factory=list)
+    examples_unlabelled: list[str] = field(default_factory=list)
+
+    @property
+    def labelled_share(self) -> float:
+        total = len(self.labelled_lines) + len(self.unlabelled_lines)
+        return len(self.labelled_lines) / total if total else 0.0
+
+
+@dataclass
+class AuditReport:
+    file: str
+    rows: int
+    inconsistent: list[InconsistentSpan]
+    verbal_nouns: VerbalNouns
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "inconsistent_spans": [asdict(item) for item in self.inconsistent],
+            "verbal_nouns": {
+                **asdict(self.verbal_nouns),
+                "labelled_share": round(self.verbal_nouns.labelled_share, 4),
+            },
+        }
+
+
+def audit(path: str | Path, min_rows: int = MIN_ROWS) -> AuditReport:
+    """Both reports for one `query<TAB>keyword` file (Kiwi runs on every question once)."""
+    from keyword_extractor.analysis import QuestionAnalyser
+
+    pairs = load_pairs(path)
+    golds = [set(clean_keywords(parse_keywords(cell))) for cell in pairs["keyword"]]
+    parsed = QuestionAnalyser().parse_batch(pairs["query"].tolist())
+    by_span: dict[str, InconsistentSpan] = defaultdict(lambda: InconsistentSpan(""))
+    verbal = VerbalNouns()
+    for index, (question, gold) in enumerate(zip(parsed, golds, strict=True)):
+        line = index + FIRST_DATA_LINE
+        for span in dict.fromkeys(question.spans):
+            if span not in gold and any(nested_in(span, keyword, question.text) for keyword in gold):
+                continue  # a piece of a kept keyword: left out by the rule, not by a different judgement
+            entry = by_span[span]
+            entry.span = span
+            (entry.kept_lines if span in gold else entry.left_out_lines).append(line)
+        for noun in dict.fromkeys(_verbal_nouns(question.text, question.tokens)):
+            if noun in GENERIC_VERBAL_NOUNS:
+                continue
+            if noun in gold or any(nested_in(noun, keyword, question.text) for keyword in gold):
+                verbal.labelled_lines.append(line)
+            else:
+                verbal.unlabelled_lines.append(line)
+                if len(verbal.examples_unlabelled) < 20:
+                    verbal.examples_unlabelled.append(f"line {line}: {noun} ({question.text})")
+    inconsistent = [
+        entry
+        for entry in by_span.values()
+        if len(entry.kept_lines) + len(entry.left_out_lines) >= min_rows and entry.minority > 0
+    ]
+    inconsistent.sort(key=lambda entry: (-entry.minority, entry.span))
+    return AuditReport(str(path), len(pairs), inconsistent, verbal)
+
+
+def _verbal_nouns(text: str, tokens) -> list[str]:
+    """Words that end right where a 하다/되다 suffix begins: `신고하려면` → `신고`."""
+    starts = {token.start for token in tokens if token.tag in VERBAL_SUFFIX_TAGS}
+    nouns = []
+    for word in words(text, tokens):
+        if word.end in starts and word.last_tag.startswith("NN"):
+            nouns.append(text[word.tokens[-1].start : token_end(word.tokens[-1])])
+    return nouns
+
+
+def markdown(report: AuditReport, shown: int = 50) -> str:
+    verbal = report.verbal_nouns
+    lines = [
+        f"# Label audit of {report.file} ({report.rows} rows)",
+        "",
+        "## Verbal nouns (noun + 하다/되다 used as the predicate)",
+        "",
+        f"Labelled as a keyword in {len(verbal.labelled_lines)} of "
+        f"{len(verbal.labelled_lines) + len(verbal.unlabelled_lines)} occurrences "
+        f"({verbal.labelled_share:.0%}); the convention (data/LABELLING.md) keeps them when they are the "
+        "question's subject matter. Unlabelled examples:",
+        "",
+        *(f"- {markdown_cell(example)}" for example in verbal.examples_unlabelled),
+        "",
+        f"## Spans labelled both ways ({len(report.inconsistent)}; the {min(shown, len(report.inconsistent))} "
+        "with the largest minority shown)",
+        "",
+        "| span | kept | left out | lines kept (first 8) | lines left out (first 8) |",
+        "|---|---:|---:|---|---|",
+    ]
+    for entry in report.inconsistent[:shown]:
+        lines.append(
+            f"| {markdown_cell(entry.span)} | {len(entry.kept_lines)} | {len(entry.left_out_lines)} | "
+            f"{', '.join(map(str, entry.kept_lines[:8]))} | {', '.join(map(str, entry.left_out_lines[:8]))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.label_audit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--train", type=Path, default=Path("data/train.tsv"), help="the file to audit")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/label_audit"), help="where the reports go")
+    parser.add_argument("--min-rows", type=int, default=MIN_ROWS, help="questions a span must be a candidate in")
+    args = parser.parse_args(argv)
+    report = audit(args.train, args.min_rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "label_audit.json", json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    write_atomic(args.out / "label_audit.md", markdown(report))
+    verbal = report.verbal_nouns
+    print(
+        f"{report.file}: {len(report.inconsistent)} spans labelled both ways; verbal nouns labelled in "
+        f"{len(verbal.labelled_lines)} of {len(verbal.labelled_lines) + len(verbal.unlabelled_lines)} "
+        f"occurrences ({verbal.labelled_share:.0%})\nreports: {args.out / 'label_audit.md'}, "
+        f"{args.out / 'label_audit.json'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The label audit on a small file with planted inconsistencies: it finds them and rewrites nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from keyword_extractor.label_audit import audit
+from tests.conftest import run_module
+
+ROWS = [
+    ("여행자 휴대품 면세한도는 얼마인가요?", "여행자 휴대품, 면세한도"),
+    ("면세한도 넘으면 어떻게 되나요?", "면세한도"),
+    ("면세한도를 초과한 물건은 신고해야 하나요?", "물건, 신고"),  # 면세한도 left out: planted
+    ("세종대왕이 훈민정음을 반포한 해는 언제인가?", "세종대왕, 훈민정음, 반포"),
+    ("세조가 경국대전을 반포한 이유는?", "세조, 경국대전"),  # 반포 left out: planted
+    ("관세 체납하면 어떻게 돼?", "관세 체납"),  # 관세 is a piece of the kept phrase: not an inconsistency
+    ("관세는 언제 내요?", "관세"),
+    ("관세 환급 신청은 어디서 확인해요?", "관세 환급"),
+]
+
+
+def write(path, rows) -> None:
+    path.write_text("query\tkeyword\n" + "".join(f"{q}\t{k}\n" for q, k in rows), encoding="utf-8")
+
+
+def test_the_audit_finds_planted_inconsistencies_and_leaves_pieces_of_kept_phrases_alone(tmp_path):
+    data = tmp_path / "train.tsv"
+    write(data, ROWS)
+    report = audit(data, min_rows=2)
+    found = {entry.span: entry for entry in report.inconsistent}
+    assert found["면세한도"].kept_lines == [2, 3] and found["면세한도"].left_out_lines == [4]
+    assert "관세" not in found  # lines 7 (piece of `관세 체납`), 9 (piece of `관세 환급`) follow the rule
+    verbal = report.verbal_nouns
+    assert 5 in verbal.labelled_lines and 6 in verbal.unlabelled_lines  # 반포 kept, then left out
+    assert not any("확인" in example for example in verbal.examples_unlabelled)  # a generic verbal noun
+
+
+def test_the_cli_writes_both_reports_and_never_touches_the_data(tmp_path):
+    data = tmp_path / "train.tsv"
+    write(data, ROWS)
+    before = hashlib.sha256(data.read_bytes()).hexdigest()
+    done = run_module("keyword_extractor.label_audit", "--train", str(data), "--out", str(tmp_path / "audit"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in data.parent.iterdir()) == ["audit", "train.tsv"]
+    report = json.loads((tmp_path / "audit" / "label_audit.json").read_text(encoding="utf-8"))
+    assert report["rows"] == len(ROWS) and report["verbal_nouns"]["labelled_lines"]
+    assert "Spans labelled both ways" in (tmp_path / "audit" / "label_audit.md").read_text(encoding="utf-8")
+    assert "verbal nouns labelled in" in done.stdout
