@@ -29,6 +29,7 @@ from keyword_extractor.tsv import load_pairs
 MIN_ROWS = 3  # a span must be a candidate in at least this many questions to be judged
 VERBAL_SUFFIX_TAGS = frozenset({"XSV"})  # 하다 / 되다 / 시키다 glued to a noun
 FIRST_DATA_LINE = 2  # line 1 is the header
+JSON_REPORT, MARKDOWN_REPORT = "label_audit.json", "label_audit.md"
 # procedural verbal nouns that LABELLING.md's "no generic fillers" leaves out (`확인해요`, `진행되나요`)
 GENERIC_VERBAL_NOUNS = frozenset(
     """확인 진행 처리 적용 비교 사용 이용 가능 해당 필요 발생 포함 관련 계산 준비 설명 의미 시작
@@ -65,6 +66,14 @@ class AuditReport:
     rows: int
     inconsistent: list[InconsistentSpan]
     verbal_nouns: VerbalNouns
+
+    def summary(self) -> str:
+        verbal = self.verbal_nouns
+        places = len(verbal.labelled_lines) + len(verbal.unlabelled_lines)
+        return (
+            f"label audit of {self.file}: {len(self.inconsistent)} spans labelled both ways; verbal nouns "
+            f"labelled in {len(verbal.labelled_lines)} of {places} places ({verbal.labelled_share:.0%})"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -123,6 +132,14 @@ def _verbal_nouns(text: str, tokens) -> list[str]:
     return nouns
 
 
+def write_reports(report: AuditReport, out: str | Path) -> tuple[Path, Path]:
+    """label_audit.json and label_audit.md in `out` (the validation folder, in a pipeline run)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_atomic(out / JSON_REPORT, json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    return json_path, write_atomic(out / MARKDOWN_REPORT, markdown(report))
+
+
 def markdown(report: AuditReport, shown: int = 50) -> str:
     verbal = report.verbal_nouns
     lines = [
@@ -162,16 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-rows", type=int, default=MIN_ROWS, help="questions a span must be a candidate in")
     args = parser.parse_args(argv)
     report = audit(args.train, args.min_rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "label_audit.json", json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-    write_atomic(args.out / "label_audit.md", markdown(report))
-    verbal = report.verbal_nouns
-    print(
-        f"{report.file}: {len(report.inconsistent)} spans labelled both ways; verbal nouns labelled in "
-        f"{len(verbal.labelled_lines)} of {len(verbal.labelled_lines) + len(verbal.unlabelled_lines)} "
-        f"occurrences ({verbal.labelled_share:.0%})\nreports: {args.out / 'label_audit.md'}, "
-        f"{args.out / 'label_audit.json'}"
-    )
+    paths = write_reports(report, args.out)
+    print(f"{report.summary()}\nreports: {paths[1]}, {paths[0]}")
 
 
 if __name__ == "__main__":

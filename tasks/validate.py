@@ -1,7 +1,9 @@
 """Pipeline step 1, "validate-data": refuse to train on data that breaks the labelling rules.
 
 The task wraps `keyword_extractor.validation.validate`, publishes its Markdown report as a
-Prefect artifact and fails with the row-level problems. Its cache key is the content of the
+Prefect artifact and fails with the row-level problems; on valid data it also runs the label audit
+(`keyword_extractor.label_audit`: spans labelled both ways, verbal nouns) into the same folder and
+an artifact of its own, which reports and never fails the run. Its cache key is the content of the
 data files, the limits, the report folder and the validator's own source, so an unchanged
 data set is not validated twice and any change in data or rules re-runs it.
 """
@@ -18,13 +20,15 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from keyword_extractor import keywords, tsv, validation, validation_report
+from keyword_extractor import keywords, label_audit, morphology, tsv, validation, validation_report
 from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 from keyword_extractor.validation import validate
 from keyword_extractor.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
 
 ARTIFACT_KEY = "validation-report"
-_RULE_MODULES = (validation, validation_report, tsv, keywords)  # what the cached outputs depend on
+AUDIT_ARTIFACT_KEY = "label-audit"
+# what the cached outputs depend on
+_RULE_MODULES = (validation, validation_report, tsv, keywords, label_audit, morphology)
 
 
 @dataclass(frozen=True)
@@ -102,4 +106,12 @@ def validate_data(
     if not report.ok:
         logger.error("%d error(s) in the data; full list in %s", len(report.errors), report.report_paths["json"])
     report.raise_for_errors()
+    audited = label_audit.audit(train_path)  # reports only: inconsistent labels never stop a run
+    label_audit.write_reports(audited, report_dir)
+    create_markdown_artifact(
+        markdown=label_audit.markdown(audited),
+        key=AUDIT_ARTIFACT_KEY,
+        description=f"Spans labelled both ways and verbal nouns in {report.files['train']}",
+    )
+    logger.info("%s (%s)", audited.summary(), Path(report_dir) / label_audit.MARKDOWN_REPORT)
     return _result(report)

@@ -68,6 +68,9 @@ def test_flow_runs_every_step_and_registers_a_champion(pipeline_run):
     for relative in ("validation/validation.md", "train/model/keyword_extractor.json", "evaluation/report.md"):
         assert (run_dir / relative).is_file(), relative
     logs = result.stdout + result.stderr
+    # the label audit ran in validate-data: its report beside validation's, its summary in the log
+    assert "Spans labelled both ways" in (run_dir / "validation" / "label_audit.md").read_text(encoding="utf-8")
+    assert re.search(r"label audit of .*train\.tsv: \d+ spans labelled both ways", logs)
     for step in ("validate-data", "open-tracking-run", "fine-tune", "evaluate", "log-evaluation", "register"):
         assert "Finished in state Completed()" in logs and step in logs, step
     assert "build-bento" in logs and summary["bento_tag"].startswith("keyword-extractor:")
