@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,15 +93,14 @@ def audit(path: str | Path, min_rows: int = MIN_ROWS) -> AuditReport:
     pairs = load_pairs(path)
     golds = [set(clean_keywords(parse_keywords(cell))) for cell in pairs["keyword"]]
     parsed = QuestionAnalyser().parse_batch(pairs["query"].tolist())
-    by_span: dict[str, InconsistentSpan] = defaultdict(lambda: InconsistentSpan(""))
+    by_span: dict[str, InconsistentSpan] = {}
     verbal = VerbalNouns()
     for index, (question, gold) in enumerate(zip(parsed, golds, strict=True)):
         line = index + FIRST_DATA_LINE
         for span in dict.fromkeys(question.spans):
             if span not in gold and any(nested_in(span, keyword, question.text) for keyword in gold):
                 continue  # a piece of a kept keyword: left out by the rule, not by a different judgement
-            entry = by_span[span]
-            entry.span = span
+            entry = by_span.setdefault(span, InconsistentSpan(span))
             (entry.kept_lines if span in gold else entry.left_out_lines).append(line)
         for noun in dict.fromkeys(_verbal_nouns(question.text, question.tokens)):
             if noun in GENERIC_VERBAL_NOUNS:
