@@ -7,8 +7,9 @@ it (a noun before `을`/`하다` vs a bound noun), its shape (words, length, dig
 it stands among the other candidates, whether the Kiwi noun-phrase rule would pick it, and (feature
 set 2) Kiwi's own score of its morphemes: a log-probability from Kiwi's language-wide model, which
 tells a common word from a rare one or a guessed split of an unknown word even when the 2,700 training
-questions never saw it. The seq2seq model's own choice is added by `span_selector`, which combines
-the two.
+questions never saw it; (set 3) whether the rule's measured word lists ask for or refuse joining the
+span's words, and whether quotation marks enclose it. The seq2seq model's own choice is added by
+`span_selector`, which combines the two.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from dataclasses import dataclass
 
 from kiwipiepy import Token
 
+from keyword_extractor.baselines import HEADS, MODIFIERS, STANDALONE_LEFT, STANDALONE_RIGHT
 from keyword_extractor.morphology import token_end
 
 PRIOR_WEIGHT = 2.0  # pseudo-counts of the corpus-wide keep rate behind every span's own rate
 EDGE_TAGS = ("NNG", "NNP", "NNB", "NR", "NP", "SL", "SN", "XSN", "XR", "XPN", "MM", "MAG", "SH", "SW")
 NEXT_TAGS = ("JKS", "JKO", "JKB", "JKG", "JX", "JC", "XSV", "XSA", "VCP", "SF", "SP", "NNB", "NNG", "NNP", "EC", "END")
+OPENING_MARKS = frozenset("'\"‘“『「《〈<([«")
+CLOSING_MARKS = frozenset("'\"’”』」》〉>)]»")
 PREVIOUS_TAGS = ("NNG", "NNP", "JKG", "MM", "VV", "VA", "ETM", "XSV", "START", "JKB", "JX", "SL", "SN", "NNB")
 # 1: counts, tags, shape, rule. 2: + min and mean Kiwi morpheme score inside the span (held-out F1 +1.0
 # and +0.25 points on two 10% splits of data/train.tsv, seeds 7 and 11, each with its own seq2seq model).
-FEATURE_SETS = (1, 2)
+# 3: + the join evidence of the rule's word lists and quotation marks around the span (benchmarks/README.md,
+# "Transfer": with the combiner's inputs 2, +2.5 and +1.0 points on the two leave-domain-out directions).
+FEATURE_SETS = (1, 2, 3)
 LATEST_FEATURE_SET = FEATURE_SETS[-1]
 
 
@@ -150,6 +156,9 @@ def span_features(
         ]
         if feature_set >= 2:
             row.extend(_kiwi_scores(inside))
+        if feature_set >= 3:
+            row.extend(_join_evidence(pieces))
+            row.extend(_quoting(question.text, start, end))
         rows.append(row)
     return spans, rows
 
@@ -160,3 +169,23 @@ def _kiwi_scores(inside: Sequence[Token]) -> list[float]:
         return [0.0, 0.0]
     scores = [float(token.score) for token in inside]
     return [min(scores), sum(scores) / len(scores)]
+
+
+def _join_evidence(pieces: Sequence[str]) -> list[float]:
+    """[a listed modifier or head asks for the join, a standalone word refuses it] (baselines' lists).
+
+    The lists hold words measured on the whole training file: evidence about a phrase that still holds
+    when the phrase itself was never seen (`우금치 전투`, `유네스코 세계기록유산`), which corpus counts are not.
+    """
+    if len(pieces) < 2:
+        return [0.0, 0.0]
+    listed = any(p in MODIFIERS for p in pieces[:-1]) or any(p in HEADS for p in pieces[1:])
+    standalone = any(p in STANDALONE_LEFT for p in pieces[:-1]) or any(p in STANDALONE_RIGHT for p in pieces[1:])
+    return [float(listed), float(standalone)]
+
+
+def _quoting(text: str, start: int, end: int) -> list[float]:
+    """[an opening mark right before the span, a closing mark right after, both]: titles and names are quoted."""
+    opened = start > 0 and text[start - 1] in OPENING_MARKS
+    closed = end < len(text) and text[end] in CLOSING_MARKS
+    return [float(opened), float(closed), float(opened and closed)]

@@ -7,7 +7,9 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
 1. a gradient-boosted scorer over `span_features` (corpus keep rates, Kiwi tags, shape, the rule's
    pick, Kiwi's morpheme scores), fitted on the training split with every row's own counts left out;
 2. a logistic combiner of that score with the seq2seq model's answer (is the span in it, at which
-   rank), fitted on the validation split, which the seq2seq model never trained on;
+   rank) and (inputs 2) with the rule's pick and whether the span was ever seen in training, so that it
+   learns to lean on the rule where the corpus knows nothing, fitted on the validation split, which the
+   seq2seq model never trained on;
 3. a threshold and whether to drop spans nested in a chosen one, picked by cross-validated F1 on the
    validation split.
 
@@ -29,6 +31,7 @@ import numpy as np
 from keyword_extractor.files import write_atomic
 from keyword_extractor.keywords import nested_in
 from keyword_extractor.metrics import score
+from keyword_extractor.morphology import token_end
 from keyword_extractor.span_features import LATEST_FEATURE_SET, ParsedQuestion, SpanCounts, span_features
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,11 @@ THRESHOLDS = tuple(round(0.25 + 0.05 * step, 2) for step in range(8))
 MIN_VALIDATION_QUESTIONS = 20
 SCORER_L2 = 3.0
 FORMAT_VERSION = 1
+# 1: the scorer and the seq2seq answer. 2: + the rule's pick, the span seen in training, the rule's pick of
+# an unseen span, the scorer's logit for an unseen span (benchmarks/README.md, "Transfer": +1.7 points
+# customs→general, +0.2 general→customs, −0.5 and +0.1 on the random splits, before feature set 3).
+COMBINER_INPUTS = (1, 2)
+LATEST_COMBINER_INPUTS = COMBINER_INPUTS[-1]
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
@@ -47,18 +55,56 @@ def _logit(probability: np.ndarray) -> np.ndarray:
     return np.log(clipped / (1 - clipped))
 
 
-def _combiner_inputs(spans: Sequence[str], scores: np.ndarray, model_keywords: Sequence[str]) -> np.ndarray:
-    """[logit of the scorer, span in the model's answer, its rank there (0: absent), the product]."""
+def _combiner_inputs(
+    question: ParsedQuestion,
+    spans: Sequence[str],
+    scores: np.ndarray,
+    model_keywords: Sequence[str],
+    counts: SpanCounts,
+    version: int = LATEST_COMBINER_INPUTS,
+) -> np.ndarray:
+    """[logit of the scorer, span in the model's answer, its rank there (0: absent), the product] and,
+    from version 2, [span in the rule's answer, span seen in training, rule's and unseen, logit if unseen].
+
+    An unseen span is where the scorer's corpus evidence is empty and the seq2seq model is weakest (a new
+    topic); the extra inputs let the combiner weigh the rule's pick there on its own.
+    """
+    if version not in COMBINER_INPUTS:
+        raise ValueError(f"unknown combiner inputs {version}; this version knows {COMBINER_INPUTS}")
     rank = np.array([model_keywords.index(s) + 1 if s in model_keywords else 0 for s in spans], dtype=float)
     chosen = (rank > 0).astype(float)
     logit = _logit(scores)
-    return np.column_stack([logit, chosen, rank, chosen * logit])
+    columns = [logit, chosen, rank, chosen * logit]
+    if version >= 2:
+        rule = np.array([s in question.rule_keywords for s in spans], dtype=float)
+        unseen = np.array([counts.candidate[s] == 0 for s in spans], dtype=float)
+        columns += [rule, 1 - unseen, rule * unseen, unseen * logit]
+    return np.column_stack(columns)
+
+
+PLURAL_SUFFIX = "들"
+
+
+def without_plural(span: str, question: ParsedQuestion) -> str:
+    """The span without a plural `들` at its end (`학자들` → `학자`), as LABELLING.md writes keywords.
+
+    Only where Kiwi read the `들` as the suffix (XSN) and the rest is itself a candidate span: `1인당`
+    and `품목별` keep their suffix, and a name that ends in a noun with `들` (`서태지와 아이들`) stays whole.
+    """
+    if not span.endswith(PLURAL_SUFFIX) or span[: -len(PLURAL_SUFFIX)] not in question.spans:
+        return span
+    start = question.text.find(span)
+    end = start + len(span)
+    suffix_at_end = any(
+        t.form == PLURAL_SUFFIX and t.tag == "XSN" and token_end(t) == end and t.start >= start for t in question.tokens
+    )
+    return span[: -len(PLURAL_SUFFIX)] if suffix_at_end else span
 
 
 def choose(
     question: ParsedQuestion, scored: Sequence[tuple[str, float]], threshold: float, drop_nested: bool, limit: int
 ) -> list[str]:
-    """Spans above the threshold, best first, in question order.
+    """Spans above the threshold, best first, in question order, each without a plural `들`.
 
     With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
     nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept.
@@ -68,6 +114,9 @@ def choose(
     for span, probability in sorted(scored, key=lambda pair: -pair[1]):
         if probability <= threshold:
             break
+        span = without_plural(span, question)
+        if span in kept:
+            continue
         if drop_nested and any(nested_in(span, other, text) or nested_in(other, span, text) for other in kept):
             continue
         kept.append(span)
@@ -84,6 +133,7 @@ class SpanSelector:
     drop_nested: bool
     report: dict
     feature_set: int = LATEST_FEATURE_SET  # what the scorer was fitted on; stored with it
+    combiner_inputs: int = LATEST_COMBINER_INPUTS  # what the combiner was fitted on; stored with it
 
     def span_probabilities(
         self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]]
@@ -97,12 +147,13 @@ class SpanSelector:
         all_scores = self.scorer.predict_proba(np.asarray(rows))[:, 1] if rows else np.zeros(0)
         results: list[list[tuple[str, float]]] = []
         start = 0
-        for (spans, _), answer in zip(featured, model_keywords, strict=True):
+        for question, (spans, _), answer in zip(parsed, featured, model_keywords, strict=True):
             scores = all_scores[start : start + len(spans)]
             start += len(spans)
             if spans and self.combiner is not None:
                 weights, bias = self.combiner
-                z = _combiner_inputs(spans, scores, list(answer)) @ np.asarray(weights) + bias
+                inputs = _combiner_inputs(question, spans, scores, list(answer), self.counts, self.combiner_inputs)
+                z = inputs @ np.asarray(weights) + bias
                 scores = 1 / (1 + np.exp(-z))
             results.append(list(zip(spans, scores.tolist(), strict=True)))
         return results
@@ -125,6 +176,7 @@ class SpanSelector:
             "threshold": self.threshold,
             "drop_nested": self.drop_nested,
             "feature_set": self.feature_set,
+            "combiner_inputs": self.combiner_inputs,
             "combiner": None if self.combiner is None else {"weights": self.combiner[0], "bias": self.combiner[1]},
             "report": self.report,
             "counts": self.counts.to_dict(),
@@ -138,6 +190,7 @@ class SpanSelector:
         if not (model_dir / SETTINGS_FILE).is_file():
             return None
         import skops.io  # here: importing it takes seconds, and a directory without a selector needs none
+
         stored = json.loads((model_dir / SETTINGS_FILE).read_text())
         if stored.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{model_dir / SETTINGS_FILE}: format {stored.get('format_version')}, expected 1")
@@ -156,6 +209,7 @@ class SpanSelector:
             drop_nested=stored["drop_nested"],
             report=stored.get("report", {}),
             feature_set=stored.get("feature_set", 1),  # selectors stored before feature sets were set 1
+            combiner_inputs=stored.get("combiner_inputs", 1),  # ... and before combiner inputs, inputs 1
         )
 
 
@@ -216,8 +270,8 @@ def fit(
     alone = SpanSelector(counts, scorer, None, 0.5, True, {})
     scored = alone.span_probabilities(val, val_model_keywords)
     inputs = [
-        _combiner_inputs([s for s, _ in pairs], np.array([p for _, p in pairs]), list(answer))
-        for pairs, answer in zip(scored, val_model_keywords, strict=True)
+        _combiner_inputs(question, [s for s, _ in pairs], np.array([p for _, p in pairs]), list(answer), counts)
+        for question, pairs, answer in zip(val, scored, val_model_keywords, strict=True)
     ]
     labels = [np.array([s in gold for s, _ in pairs]) for pairs, gold in zip(scored, val_golds, strict=True)]
     stacked, stacked_labels = np.vstack([x for x in inputs if len(x)]), np.concatenate(labels)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
@@ -80,8 +81,24 @@ def test_kiwi_scores_tell_a_common_word_from_a_rare_one(analyser):
     tokens = {t.form: t.score for t in question.tokens}
     assert by_span["하네스"][-2:] == [pytest.approx(tokens["하네스"])] * 2
     assert by_span["세금"][-2] > by_span["하네스"][-2]  # Kiwi knows 세금 as far likelier than 하네스
-    with pytest.raises(ValueError, match="feature set 3"):
-        span_features(question, counts, feature_set=3)
+    with pytest.raises(ValueError, match="feature set 4"):
+        span_features(question, counts, feature_set=4)
+
+
+def test_join_evidence_and_quotes_are_features_of_set_3(analyser):
+    """Set 3 adds what holds for a phrase never seen: the rule's measured word lists, and quotation marks."""
+    question = analyser.parse_batch(["전봉준이 우금치 전투에서 패한 뒤 '빅 브라더'와 직구 물건 얘기를 했나요?"])[0]
+    counts = SpanCounts.count([question], [["전봉준"]])
+    spans, old_rows = span_features(question, counts, feature_set=2)
+    same_spans, rows = span_features(question, counts, feature_set=3)
+    assert same_spans == spans
+    assert all(len(row) == len(old) + 5 and row[: len(old)] == old for row, old in zip(rows, old_rows, strict=True))
+    added = {span: row[-5:] for span, row in zip(spans, rows, strict=True)}
+    assert added["우금치 전투"] == [1.0, 0.0, 0.0, 0.0, 0.0]  # 전투 is a listed head: the join is asked for
+    assert added["직구 물건"][:2] == [0.0, 1.0]  # 직구 is listed as standing alone: the join is refused
+    assert added["빅 브라더"] == [0.0, 0.0, 1.0, 1.0, 1.0]  # quoted on both sides
+    assert added["전봉준"][2:] == [0.0, 0.0, 0.0]
+    assert added["우금치"] == [0.0] * 5
 
 
 def test_a_selector_stored_before_feature_sets_keeps_its_features(fitted, analyser, tmp_path):
@@ -111,10 +128,45 @@ def test_a_selector_stored_before_feature_sets_keeps_its_features(fitted, analys
     settings_file.write_text(json.dumps(stored, ensure_ascii=False))
     loaded = span_selector.SpanSelector.load(tmp_path)
     assert loaded.feature_set == 1
-    assert fitted.feature_set == 2  # new selectors use the latest set
+    assert fitted.feature_set == 3  # new selectors use the latest set
     questions = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:30])
     answers = [list(q.rule_keywords) for q in questions]
     assert loaded.select(questions, answers, limit=6) == old.select(questions, answers, limit=6)
+
+
+def test_a_selector_stored_before_combiner_inputs_keeps_its_combiner(fitted, analyser, tmp_path):
+    """A selector saved without `combiner_inputs` has a four-input combiner: it loads and scores as before."""
+    four_inputs = ([1.0, 2.0, -0.3, 0.5], -1.5)
+    old = span_selector.SpanSelector(
+        fitted.counts, fitted.scorer, four_inputs, fitted.threshold, fitted.drop_nested, {}, combiner_inputs=1
+    )
+    old.save(tmp_path)
+    settings_file = tmp_path / span_selector.SETTINGS_FILE
+    stored = json.loads(settings_file.read_text())
+    del stored["combiner_inputs"]
+    settings_file.write_text(json.dumps(stored, ensure_ascii=False))
+    loaded = span_selector.SpanSelector.load(tmp_path)
+    assert loaded.combiner_inputs == 1
+    assert fitted.combiner_inputs == 2 and len(fitted.combiner[0]) == 8
+    questions = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:30])
+    answers = [list(q.rule_keywords) for q in questions]
+    assert loaded.select(questions, answers, limit=6) == old.select(questions, answers, limit=6)
+    assert loaded.select(questions, answers, limit=6) != fitted.select(questions, answers, limit=6)
+
+
+def test_the_rule_pick_of_an_unseen_span_is_a_combiner_input(fitted, analyser):
+    """Inputs 2: where training never saw a span, the rule's pick is weighed on its own."""
+    question = analyser.parse_batch(["신라가 기벌포 전투에서 이긴 이유는?"])[0]
+    spans = list(dict.fromkeys(question.spans))
+    scores = np.full(len(spans), 0.5)
+    inputs = span_selector._combiner_inputs(question, spans, scores, [], fitted.counts)
+    by_span = dict(zip(spans, inputs.tolist(), strict=True))
+    assert "기벌포 전투" in question.rule_keywords and fitted.counts.candidate["기벌포 전투"] == 0
+    assert by_span["기벌포 전투"][4:7] == [1.0, 0.0, 1.0]  # the rule's, unseen, so the rule's unseen pick
+    old = span_selector._combiner_inputs(question, spans, scores, [], fitted.counts, version=1)
+    assert old.shape == (len(spans), 4)
+    with pytest.raises(ValueError, match="combiner inputs 3"):
+        span_selector._combiner_inputs(question, spans, scores, [], fitted.counts, version=3)
 
 
 def test_selected_keywords_are_candidate_spans_and_beat_chance(fitted, analyser):
@@ -196,6 +248,22 @@ def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     war = _question("6·25 전쟁과 6·25의 의미")
     assert nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
     assert nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
+
+
+def test_a_plural_suffix_is_stripped_and_a_suffix_of_the_term_is_kept(analyser):
+    """LABELLING.md: `학자들` → `학자`; `1인당` stays; a name ending in a noun with 들 stays whole."""
+    scholars, per_person, band = analyser.parse_batch(
+        ["세종대왕이 집현전 학자들과 함께 편찬한 책은?", "1인당 면세한도는 얼마인가요?", "서태지와 아이들의 데뷔곡은?"]
+    )
+    assert span_selector.without_plural("학자들", scholars) == "학자"
+    assert span_selector.without_plural("집현전 학자들", scholars) == "집현전 학자"
+    assert span_selector.without_plural("집현전", scholars) == "집현전"
+    assert span_selector.without_plural("1인당", per_person) == "1인당"
+    assert span_selector.without_plural("서태지와 아이들", band) == "서태지와 아이들"
+    scored = [("학자들", 0.9), ("학자", 0.8), ("세종대왕", 0.7)]
+    assert span_selector.choose(scholars, scored, 0.5, drop_nested=True, limit=6) == ["세종대왕", "학자"]
+    scored = [("1인당", 0.9), ("1인", 0.6)]
+    assert span_selector.choose(per_person, scored, 0.5, drop_nested=True, limit=6) == ["1인당"]
 
 
 def test_unseen_counts_give_every_span_the_corpus_prior(analyser):
