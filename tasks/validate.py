@@ -2,7 +2,8 @@
 
 The task wraps `keyword_extractor.validation.validate`, publishes its Markdown report as a
 Prefect artifact and fails with the row-level problems; on valid data it also runs the label audit
-(`keyword_extractor.label_audit`: spans labelled both ways, verbal nouns) into the same folder and
+(`keyword_extractor.label_audit`: spans labelled both ways, verbal nouns, rows likely mislabelled by
+out-of-fold confidence) into the same folder and
 an artifact of its own, which reports and never fails the run. Its cache key is the content of the
 data files, the limits, the report folder and the validator's own source, so an unchanged
 data set is not validated twice and any change in data or rules re-runs it.
@@ -20,7 +21,16 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from keyword_extractor import keywords, label_audit, morphology, tsv, validation, validation_report
+from keyword_extractor import (
+    keywords,
+    label_audit,
+    label_suspects,
+    morphology,
+    span_features,
+    tsv,
+    validation,
+    validation_report,
+)
 from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 from keyword_extractor.validation import validate
 from keyword_extractor.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
@@ -28,7 +38,7 @@ from keyword_extractor.validation_report import JSON_REPORT, MARKDOWN_REPORT, Va
 ARTIFACT_KEY = "validation-report"
 AUDIT_ARTIFACT_KEY = "label-audit"
 # what the cached outputs depend on
-_RULE_MODULES = (validation, validation_report, tsv, keywords, label_audit, morphology)
+_RULE_MODULES = (validation, validation_report, tsv, keywords, label_audit, label_suspects, span_features, morphology)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import hashlib
 import json
 
 from keyword_extractor.label_audit import audit
-from tests.conftest import run_module
+from keyword_extractor.tsv import load_pairs
+from tests.conftest import TRAIN_TSV, run_module
 
 ROWS = [
     ("여행자 휴대품 면세한도는 얼마인가요?", "여행자 휴대품, 면세한도"),
@@ -46,5 +47,27 @@ def test_the_cli_writes_both_reports_and_never_touches_the_data(tmp_path):
     assert sorted(p.name for p in data.parent.iterdir()) == ["audit", "train.tsv"]
     report = json.loads((tmp_path / "audit" / "label_audit.json").read_text(encoding="utf-8"))
     assert report["rows"] == len(ROWS) and report["verbal_nouns"]["labelled_lines"]
-    assert "Spans labelled both ways" in (tmp_path / "audit" / "label_audit.md").read_text(encoding="utf-8")
+    written = (tmp_path / "audit" / "label_audit.md").read_text(encoding="utf-8")
+    assert "Spans labelled both ways" in written and "Rows likely mislabelled" in written
     assert "verbal nouns labelled in" in done.stdout
+    assert isinstance(report["likely_mislabelled"], list)
+
+
+def test_rows_planted_with_wrong_labels_are_among_the_likely_mislabelled(tmp_path):
+    """Out-of-fold confidence (cleanlab) on 400 real rows: a question word kept, a frequent keyword dropped."""
+    frame = load_pairs(TRAIN_TSV).iloc[:400].reset_index(drop=True)
+    rows = list(zip(frame["query"], frame["keyword"], strict=True))
+    kept_filler = next(i for i, (q, k) in enumerate(rows) if "얼마" in q and "얼마" not in k)
+    rows[kept_filler] = (rows[kept_filler][0], rows[kept_filler][1] + ", 얼마")
+    dropped = next(i for i, (q, k) in enumerate(rows) if "관세청" in k.split(", ") and len(k.split(", ")) > 1)
+    rows[dropped] = (rows[dropped][0], ", ".join(k for k in rows[dropped][1].split(", ") if k != "관세청"))
+    data = tmp_path / "train.tsv"
+    write(data, rows)
+    report = audit(data)
+    suspects = {row.line: row for row in report.suspects}
+    assert "얼마" in suspects[kept_filler + 2].kept_but_unlikely
+    assert "관세청" in suspects[dropped + 2].left_out_but_likely
+    ranked = [row.line for row in report.suspects]  # worst first: both planted rows in the first quarter
+    assert ranked.index(kept_filler + 2) < len(ranked) / 4 and ranked.index(dropped + 2) < len(ranked) / 4
+    assert [row.quality for row in report.suspects] == sorted(row.quality for row in report.suspects)
+    assert "rows likely mislabelled" in report.summary()
