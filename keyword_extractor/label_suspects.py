@@ -21,6 +21,7 @@ import numpy as np
 from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
 
 FOLDS = 5
+MIN_ROWS = 20  # fewer questions cannot score each fifth from the others: no suspects are looked for
 SCORER_ITERATIONS = 150  # fewer than training's scorer: the audit needs a ranking, not the last point of F1
 
 
@@ -44,7 +45,7 @@ def out_of_fold_probabilities(
 
     spans: list[list[str]] = [list(dict.fromkeys(q.spans)) for q in parsed]
     probabilities: list[np.ndarray] = [np.zeros(len(s)) for s in spans]
-    folds = KFold(n_splits=min(FOLDS, len(parsed)), shuffle=True, random_state=seed)
+    folds = KFold(n_splits=FOLDS, shuffle=True, random_state=seed)
     for fit_rows, held_rows in folds.split(np.arange(len(parsed))):
         fit_parsed = [parsed[i] for i in fit_rows]
         fit_golds = [golds[i] for i in fit_rows]
@@ -77,6 +78,8 @@ def find_suspects(
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
+    if len(parsed) < MIN_ROWS:
+        return []
     spans, probabilities = out_of_fold_probabilities(parsed, golds, seed)
     owners = np.concatenate([np.full(len(s), i) for i, s in enumerate(spans)]).astype(int)
     labels = np.array([span in golds[i] for i, row in enumerate(spans) for span in row], dtype=int)

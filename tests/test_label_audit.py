@@ -71,3 +71,10 @@ def test_rows_planted_with_wrong_labels_are_among_the_likely_mislabelled(tmp_pat
     assert ranked.index(kept_filler + 2) < len(ranked) / 4 and ranked.index(dropped + 2) < len(ranked) / 4
     assert [row.quality for row in report.suspects] == sorted(row.quality for row in report.suspects)
     assert "rows likely mislabelled" in report.summary()
+
+
+def test_a_file_too_small_to_score_out_of_fold_has_no_suspects_and_no_error(tmp_path):
+    data = tmp_path / "train.tsv"
+    write(data, ROWS[:1])
+    report = audit(data)
+    assert report.suspects == [] and "0 rows likely mislabelled" in report.summary()
