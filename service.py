@@ -29,11 +29,12 @@ settings of the model service (measured in benchmarks/README.md, "Serving"):
 - `KEYWORD_MODEL_WORKERS` (default 1): processes holding the weights, each with its own batching queue;
 - `KEYWORD_TORCH_THREADS` (default: cores / model workers / 2, at least 1): torch threads per worker;
 - `KEYWORD_QUANTIZE` (`auto`, `int8` or `off`; default `auto`): row-wise int8 Linear layers on CPU
-  (`keyword_extractor.int8_linear`: answers still independent of the batch). `auto` uses them only where
-  the model directory allows them (training's validation F1 check, `keyword_extractor.cpu_precision`)
+  (`keyword_extractor.model.int8_linear`: answers still independent of the batch). `auto` uses them only where
+  the model directory allows them (training's validation F1 check, `keyword_extractor.training.cpu_precision`)
   and this CPU runs the model's layers faster in int8, timed when the model loads
-  (`keyword_extractor.serving_precision`); `int8` and `off` force. `GET /model_info` says what was chosen and why;
-- `KEYWORD_GREEDY_LOOP` (1 or 0; default 1): greedy requests through `keyword_extractor.greedy` (the same
+  (`keyword_extractor.inference.serving_precision`); `int8` and `off` force. `GET /model_info` says what was
+  chosen and why;
+- `KEYWORD_GREEDY_LOOP` (1 or 0; default 1): greedy requests through `keyword_extractor.model.greedy` (the same
   answers as `generate`, faster); 0 always uses `generate`.
 """
 
@@ -49,7 +50,7 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI
 
-from keyword_extractor.artifact import InferenceSettings
+from keyword_extractor.model.artifact import InferenceSettings
 from service_support.middleware import RequestGuard
 from service_support.request_merging import RequestMerger
 from service_support.schemas import (
@@ -100,7 +101,7 @@ class KeywordModel:
         os.environ.setdefault("RAYON_NUM_THREADS", str(SETTINGS.torch_threads))  # the tokenizer's thread pool
         import torch  # torch only in this process
 
-        from keyword_extractor.inference import KeywordExtractor
+        from keyword_extractor.inference.extractor import KeywordExtractor
 
         torch.set_num_threads(SETTINGS.torch_threads)
         self.extractor = KeywordExtractor(self.model.path, quantize=SETTINGS.quantize, greedy_loop=SETTINGS.greedy_loop)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from keyword_extractor.files import split_lines, spreadsheet_cell
-from keyword_extractor.keywords import format_keywords
+from keyword_extractor.common.files import split_lines, spreadsheet_cell
+from keyword_extractor.text.keywords import format_keywords
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_QUESTIONS = 5_000

@@ -10,10 +10,10 @@ import json
 import time
 from pathlib import Path
 
-from keyword_extractor import metrics
-from keyword_extractor.baselines import KiwiNounPhraseBaseline
-from keyword_extractor.keywords import format_keywords, parse_keywords
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text import metrics
+from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
+from keyword_extractor.text.keywords import format_keywords, parse_keywords
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -5,13 +5,13 @@
 
 Options (rows): beam width (greedy, 2, 3, 5), the generation cap (`max_new_tokens` stored with the
 model, sized from the training targets, vs the old fixed 48), row-wise int8 Linear layers
-(`keyword_extractor.int8_linear`), torch threads (1 vs 2), and greedy decoding by `generate()` instead
-of the greedy loop (`keyword_extractor.greedy`, the default for greedy rows). For each: keyword F1 on
+(`keyword_extractor.model.int8_linear`), torch threads (1 vs 2), and greedy decoding by `generate()` instead
+of the greedy loop (`keyword_extractor.model.greedy`, the default for greedy rows). For each: keyword F1 on
 `--data` (`metrics.score`), batched throughput (questions/s, `extract` with batches of 32, as the
 service's batching queue calls it) and single-question latency (p50/p95 of `--single` one-question
 calls, the concurrency-1 case), and how many answers change when the same questions are decoded in
 batches of 16 instead of 32 (none should: fp32 and the row-wise int8 layers of
-`keyword_extractor.int8_linear` both decode each row on its own).
+`keyword_extractor.model.int8_linear` both decode each row on its own).
 
 Every option runs on the same questions in the same process, one after the other; options are
 skipped once `--time-budget-s` is spent. On a shared machine the absolute numbers move from run to
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from keyword_extractor import metrics
-from keyword_extractor.cpu_info import describe_cpu
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import parse_keywords
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.cpu_info import describe_cpu
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.text import metrics
+from keyword_extractor.text.keywords import parse_keywords
 
 OLD_CAP = 48  # the fixed max_new_tokens every model was exported with before it was sized from the targets
 

@@ -41,13 +41,13 @@ from pathlib import Path
 import ctranslate2  # isort: skip
 import torch
 
-from keyword_extractor.cpu_info import describe_cpu
-from keyword_extractor.encoding import encode_sources
-from keyword_extractor.inference import KeywordExtractor, decoded_keywords
-from keyword_extractor.keywords import clean_keywords, parse_keywords
-from keyword_extractor.metrics import score
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.cpu_info import describe_cpu
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor, decoded_keywords
+from keyword_extractor.model.encoding import encode_sources
+from keyword_extractor.text.keywords import clean_keywords, parse_keywords
+from keyword_extractor.text.metrics import score
 
 FIXED_LENGTH_TOKENS = 12  # the KoBART shape's answers: about the length of a real keyword list
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from keyword_extractor.cpu_info import cpu_label, describe_cpu
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import parse_keywords
-from keyword_extractor.metrics import score
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.text.keywords import parse_keywords
+from keyword_extractor.text.metrics import score
 
 
 def comma_ints(text: str) -> list[int]:

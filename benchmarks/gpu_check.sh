@@ -13,7 +13,7 @@
 #                  length grouping vs pad-to-512 (benchmarks.train_throughput), the same batches
 #                  twice: the second pass is reported, the first (new shapes, cold) is kept
 #   4. finetune    a 2-epoch tiny-profile fine-tune through the real entry point
-#                  (python -m keyword_extractor.train --accelerator gpu --precision bf16-mixed
+#                  (python -m keyword_extractor.training --accelerator gpu --precision bf16-mixed
 #                  --strategy ddp), validation F1 per epoch as in every training run
 #   5. serve_kobart / serve_tiny
 #                  decoding throughput at 1, 16 and 64 questions per model call (what request merging
@@ -97,7 +97,7 @@ EOF
 
 if [ $DRY_RUN -eq 1 ]; then
     DEVICE=cpu ACCELERATOR=cpu STRATEGY=auto SERVE_PRECISIONS=fp32 SHAPE=tiny
-    if "$PY" -c 'import sys; from keyword_extractor.cpu_info import native_bf16; sys.exit(not native_bf16())'; then
+    if "$PY" -c 'import sys; from keyword_extractor.common.cpu_info import native_bf16; sys.exit(not native_bf16())'; then
         BENCH_PRECISION=bf16 TRAIN_PRECISION=bf16-mixed
     else
         BENCH_PRECISION=fp32 TRAIN_PRECISION=32-true
@@ -124,7 +124,7 @@ for batch in $THROUGHPUT_BATCHES; do
         --shape "$SHAPE" \
         --batch-size "$batch" --steps "$DYNAMIC_STEPS" --pad512-steps "$PAD_STEPS" --passes "$PASSES" --json "$OUT/train_b$batch.json"
 done
-step finetune "$PY" -m keyword_extractor.train --train data/train.tsv --base-model tiny \
+step finetune "$PY" -m keyword_extractor.training --train data/train.tsv --base-model tiny \
     --accelerator "$ACCELERATOR" --devices 1 --strategy "$STRATEGY" --precision "$TRAIN_PRECISION" \
     --output-dir "$WORK/tiny" "${FINETUNE_EXTRA[@]}"
 cp "$WORK/tiny/train_summary.json" "$OUT/finetune.json" 2>/dev/null

@@ -76,7 +76,7 @@ def markdown(report: dict) -> str:
         f = report["finetune"]
         lines += [
             "",
-            "## Tiny fine-tune through `python -m keyword_extractor.train`",
+            "## Tiny fine-tune through `python -m keyword_extractor.training`",
             "",
             f"{f['epochs_run']} epochs in {f['seconds']} s, best val_f1 {f['best_val_f1']}, "
             f"best val_loss {f['best_val_loss']}",

@@ -7,7 +7,7 @@ layers) and each number of rows per call (1: one question's decoder step; 16: a 
 an encoder call), it times, on one torch thread:
 
 - `fp32`: `torch.nn.Linear`;
-- `rowwise-int8`: `keyword_extractor.int8_linear.RowwiseInt8Linear`, what `quantize: "int8"` serves;
+- `rowwise-int8`: `keyword_extractor.model.int8_linear.RowwiseInt8Linear`, what `quantize: "int8"` serves;
 - `torch.ao-dynamic-int8`: `torch.ao.quantization.quantize_dynamic`, what int8 used to be;
 - `torchao-int8`: torchao's `Int8DynamicActivationInt8WeightConfig`, if torchao is installed (it is
   not a dependency: `pip install torchao` to include it).
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from keyword_extractor.cpu_info import cpu_label, describe_cpu
-from keyword_extractor.int8_linear import RowwiseInt8Linear
+from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
+from keyword_extractor.model.int8_linear import RowwiseInt8Linear
 
 DEFAULT_SHAPES = "768x768,768x3072"
 DEFAULT_ROWS = "1,16,64"

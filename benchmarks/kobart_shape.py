@@ -22,7 +22,7 @@ Two things keep the comparison honest:
 It is stored with int8 allowed (`--int8 allowed`, the default), as training's default (`--quantize
 auto`) stores a model whose int8 validation F1 is within a point of fp32's; a random model has no F1 to
 check, so the permission is given here. Whether int8 is then used is decided where it is loaded: only
-where it is measured faster than fp32 (`keyword_extractor.serving_precision`). `--int8 not-allowed`
+where it is measured faster than fp32 (`keyword_extractor.inference.serving_precision`). `--int8 not-allowed`
 builds a model that always serves fp32 (as does `KEYWORD_QUANTIZE=off` at serving time).
 """
 
@@ -35,11 +35,11 @@ import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
 from benchmarks.train_throughput import SHAPES
-from keyword_extractor.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
-from keyword_extractor.encoding import EncodingSettings, encode_targets, target_text
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tiny import kobart_conventions, train_tokenizer
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.model.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
+from keyword_extractor.model.encoding import EncodingSettings, encode_targets, target_text
+from keyword_extractor.model.tiny import kobart_conventions, train_tokenizer
 
 BASE_MODEL_LABEL = "kobart-base-shape (random weights)"
 

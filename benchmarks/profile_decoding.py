@@ -5,7 +5,7 @@
 Prints milliseconds per batch (one torch thread, as the model service runs), then the share of the
 profiled time spent in the parts that matter for decoding speed: the decoder (and within it Linear
 layers and attention), the encoder, the grounded processor, the output layer. `--generate` profiles
-decoding by `generate` instead of the greedy loop (`keyword_extractor.greedy`). Shares are of the whole
+decoding by `generate` instead of the greedy loop (`keyword_extractor.model.greedy`). Shares are of the whole
 profiled time; profiling itself slows Python code more than torch kernels, so read them as
 proportions, not as timings.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
 
 # (label, file suffix, function name) of pstats entries whose cumulative time is reported
 COMMON_PARTS = (
@@ -35,14 +35,14 @@ GENERATE_PARTS = (
     ("encoder", "generation/utils.py", "_prepare_text_encoder_decoder_kwargs_for_generation"),
     *COMMON_PARTS,
     ("logits processors", "generation/logits_process.py", "__call__"),
-    ("grounded processor", "keyword_extractor/grounded.py", "__call__"),
+    ("grounded processor", "keyword_extractor/model/grounded.py", "__call__"),
 )
 LOOP_PARTS = (
-    ("greedy loop (all of decoding)", "keyword_extractor/greedy.py", "decode"),
+    ("greedy loop (all of decoding)", "keyword_extractor/model/greedy.py", "decode"),
     ("decoder, every step", "modeling_bart.py", "forward"),
     *COMMON_PARTS,
-    ("grounded tokens allowed per row", "keyword_extractor/grounded.py", "allowed_tokens"),
-    ("choosing the next tokens (output layer, masks, argmax)", "keyword_extractor/greedy.py", "_choose"),
+    ("grounded tokens allowed per row", "keyword_extractor/model/grounded.py", "allowed_tokens"),
+    ("choosing the next tokens (output layer, masks, argmax)", "keyword_extractor/model/greedy.py", "_choose"),
 )
 
 

@@ -2,10 +2,10 @@
 
     python -m benchmarks.quality --model-dir artifacts/runs/RUN/train/model --data data/test.tsv
 
-With a span selector in the model directory (keyword_extractor.span_selector) the seq2seq model's own
+With a span selector in the model directory (keyword_extractor.model.span_selector) the seq2seq model's own
 answers get a row of their own. Also counts, per mode, the keywords that cut a Kiwi word (not a
 candidate span of their question: `morphology.candidate_spans`), and the F1 on customs and general
-questions (`keyword_extractor.domains`).
+questions (`keyword_extractor.text.domains`).
 Use a validation split of data/train.tsv to choose settings; data/test.tsv is for quoting results.
 """
 
@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.artifact import GROUNDING_MODES
-from keyword_extractor.baselines import KiwiNounPhraseBaseline
-from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import clean_keywords, parse_keywords
-from keyword_extractor.metrics import score
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import GROUNDING_MODES
+from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
+from keyword_extractor.text.domains import CUSTOMS, GENERAL, domain_of
+from keyword_extractor.text.keywords import clean_keywords, parse_keywords
+from keyword_extractor.text.metrics import score
+from keyword_extractor.text.questions import QuestionAnalyser
 
 
 def _row(name: str, golds, preds, queries, spans, domains) -> str:

@@ -15,9 +15,9 @@ handles one request at a time and decodes each question alone with beam search 5
 port, a subprocess) on the same model directory: `--model-dir`, or by default the directory of the
 BentoML model that the Bento reports in /model_info (looked up under BENTOML_HOME).
 
-Measured for both: keyword F1 on `--data` (`keyword_extractor.metrics.score`), then throughput and
+Measured for both: keyword F1 on `--data` (`keyword_extractor.text.metrics.score`), then throughput and
 p50/p95 latency of single-question requests at concurrency 1 and 16 (`--requests 64,256`). The table
-and the JSON name the CPU (`keyword_extractor.cpu_info`) and the precision each variant chose at load
+and the JSON name the CPU (`keyword_extractor.common.cpu_info`) and the precision each variant chose at load
 (`/model_info`'s `precision`).
 
 `--emulate-avx2` serves every variant and the original as on an AVX2-only CPU with no fast int8
@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from keyword_extractor.cpu_info import cpu_label, describe_cpu
-from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
+from keyword_extractor.common.paths import PROJECT_ROOT
 from tests.bento_process import free_port
 
 CONCURRENCY = (1, 16)
@@ -174,7 +174,7 @@ def load_run(client, url: str, questions: list[str], concurrency: int, n: int) -
 
 def quality(client, url: str, questions: list[str], golds: list[list[str]], batch_limit: int | None) -> dict:
     """Keyword F1 on the data file: the Bento answers in batches when it can, the original one at a time."""
-    from keyword_extractor import metrics
+    from keyword_extractor.text import metrics
 
     preds: list[list[str]] = []
     if batch_limit:
@@ -298,8 +298,8 @@ def main(argv: list[str] | None = None) -> dict:
     import httpx
 
     from benchmarks import bento_server
-    from keyword_extractor.keywords import parse_keywords
-    from keyword_extractor.tsv import load_pairs
+    from keyword_extractor.data.tsv import load_pairs
+    from keyword_extractor.text.keywords import parse_keywords
 
     requests = [int(n) for n in args.requests.split(",")]
     if len(requests) != len(CONCURRENCY) or min(requests) < 1:

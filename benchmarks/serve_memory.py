@@ -28,9 +28,9 @@ import httpx
 import psutil
 
 from benchmarks import bento_server
-from keyword_extractor.cpu_info import describe_cpu
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.cpu_info import describe_cpu
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
 from tests.bento_process import ServerProcess
 
 MIB = 1 << 20

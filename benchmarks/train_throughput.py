@@ -12,7 +12,7 @@ on other rows, and reports samples/s, the ratio to pad-to-512, and the process's
 peak RSS after the dynamic modes (training at this batch size) and after pad-to-512.
 `--shape tiny` (a one-layer model) checks the script itself in seconds; `--precision auto` is bf16 on
 GPUs and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere: emulated bf16 is many times
-slower than fp32. The JSON's environment names the CPU (`keyword_extractor.cpu_info`).
+slower than fp32. The JSON's environment names the CPU (`keyword_extractor.common.cpu_info`).
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from transformers import BartConfig, BartForConditionalGeneration
 
-from keyword_extractor.cpu_info import describe_cpu, native_bf16
-from keyword_extractor.data import (
+from keyword_extractor.common.cpu_info import describe_cpu, native_bf16
+from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.model.modeling import adamw
+from keyword_extractor.model.tiny import train_tokenizer
+from keyword_extractor.training.datamodule import (
     DynamicPaddingCollator,
     EncodedPairs,
     EncodingSettings,
     LengthGroupedSampler,
 )
-from keyword_extractor.modeling import adamw
-from keyword_extractor.paths import PROJECT_ROOT as ROOT
-from keyword_extractor.tiny import train_tokenizer
-from keyword_extractor.tsv import load_pairs
 
 KOBART_BASE_SHAPE = dict(
     vocab_size=30000,

@@ -4,10 +4,10 @@
     python -m benchmarks.transfer --folds customs→general,general→customs -- --epochs 20
     python -m benchmarks.transfer --reuse-models artifacts/transfer --work artifacts/transfer-try
 
-For every fold of `keyword_extractor.folds` (random 10% splits and the leave-domain-out pair) it
+For every fold of `keyword_extractor.data.folds` (random 10% splits and the leave-domain-out pair) it
 trains a model on the fold's training part through the real entry point (`python -m
-keyword_extractor.train`, tiny profile unless the training options after `--` say otherwise) and
-evaluates it beside the Kiwi baseline on the held-out part (`keyword_extractor.evaluate`). A change is
+keyword_extractor.training`, tiny profile unless the training options after `--` say otherwise) and
+evaluates it beside the Kiwi baseline on the held-out part (`keyword_extractor.evaluation`). A change is
 kept when the model's margin over the baseline does not shrink on any fold. data/test.tsv is not used.
 `--reuse-models` takes each fold's trained seq2seq model from an earlier run's work folder and fits
 only the span selector again: minutes instead of a training per fold, for changes of the selector.
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from keyword_extractor.evaluate import evaluate
-from keyword_extractor.folds import Fold, validation_folds
-from keyword_extractor.paths import PROJECT_ROOT
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.common.paths import PROJECT_ROOT
+from keyword_extractor.data.folds import Fold, validation_folds
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.evaluation.evaluate import evaluate
 
 
 def write_pairs(frame: pd.DataFrame, path: Path) -> Path:
@@ -41,10 +41,10 @@ def write_pairs(frame: pd.DataFrame, path: Path) -> Path:
 
 def refit_selector(fold: Fold, trained: Path, work: Path) -> None:
     """The fold's seq2seq model from an earlier run (`trained`: its train folder), its selector fitted anew."""
-    from keyword_extractor.config import CONFIG_FILE, TrainConfig
-    from keyword_extractor.folds import split_train_val
-    from keyword_extractor.span_selector import SCORER_FILE, SETTINGS_FILE
-    from keyword_extractor.training import fit_span_selector
+    from keyword_extractor.data.folds import split_train_val
+    from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
+    from keyword_extractor.model.span_selector import SCORER_FILE, SETTINGS_FILE
+    from keyword_extractor.training.run import fit_span_selector
 
     if (work / "train").exists():
         shutil.rmtree(work / "train")
@@ -69,7 +69,7 @@ def run_fold(fold: Fold, work: Path, train_args: list[str], reuse: Path | None =
     command = [
         sys.executable,
         "-m",
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         *("--train", str(train), "--output-dir", str(work / "train"), "--base-model", "tiny", "--quantize", "off"),
         *train_args,
     ]

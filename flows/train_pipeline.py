@@ -18,13 +18,13 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 from pydantic import BaseModel
 
-from keyword_extractor.cli import add_model_options, model_from_args
-from keyword_extractor.config import PRESETS, TrainConfig
+from keyword_extractor.common.cli import add_model_options, model_from_args
+from keyword_extractor.common.paths import PROJECT_ROOT
+from keyword_extractor.common.quiet import quiet_third_party_output
+from keyword_extractor.common.results import TrainResult
 from keyword_extractor.integrations import tracking
-from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
-from keyword_extractor.paths import PROJECT_ROOT
-from keyword_extractor.quiet import quiet_third_party_output
-from keyword_extractor.results import TrainResult
+from keyword_extractor.model.config import PRESETS, TrainConfig
+from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 
 NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
 
@@ -104,7 +104,7 @@ def train_pipeline(
     Args:
         train_path: training TSV (query, keyword), relative to the project root or absolute.
         test_path: held-out TSV, checked for leakage against the training file and used for evaluation.
-        training: every fine-tuning option (keyword_extractor.config.TrainConfig); fields left unset take the
+        training: every fine-tuning option (keyword_extractor.model.config.TrainConfig); fields left unset take the
             recipe of the base model (KoBART's, or the tiny preset for `base_model: tiny`, offline).
         artifacts_dir: where runs, models, reports and the MLflow store are written.
         run_name: re-use a previous run's name to resume its interrupted fine-tuning.
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_pipeline",
         description="Run the training pipeline locally (no Prefect server needed): validate-data → fine-tune → "
-        "evaluate → register → build-bento. Training options are those of `python -m keyword_extractor.train`; "
+        "evaluate → register → build-bento. Training options are those of `python -m keyword_extractor.training`; "
         "--base-model tiny trains a small model offline on CPU, the default fine-tunes KoBART.",
     )
     pipeline = parser.add_argument_group("pipeline")

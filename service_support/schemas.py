@@ -105,7 +105,7 @@ class Decoding(BaseModel):
 
 
 class Precision(BaseModel):
-    """How the model service chose its precision when it loaded the model (keyword_extractor.serving_precision)."""
+    """How the model service chose its precision when it loaded the model (`inference.serving_precision`)."""
 
     requested: str = Field(description='KEYWORD_QUANTIZE: "auto" (decide on this machine), "off" or "int8" (forced)')
     int8_allowed: bool = Field(description="whether training's validation F1 check allows int8 for this model")

@@ -10,8 +10,8 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from keyword_extractor.artifact import requested_precision
-from keyword_extractor.results import REGISTERED_MODEL
+from keyword_extractor.common.results import REGISTERED_MODEL
+from keyword_extractor.model.artifact import requested_precision
 
 MAX_KEYWORDS, MAX_BEAMS = 10, 4  # what a request may ask for, whatever the environment says
 # Routes that answer without the API token: health and metrics probes.
@@ -59,7 +59,7 @@ class ServiceSettings:
     # loaded server need CPU too, and torch threads that outnumber the idle cores spin-wait on each other
     # (decoder steps measured many times slower with 2 threads on 2 busy cores than with 1).
     torch_threads: int
-    quantize: str  # auto | off | int8 (keyword_extractor.serving_precision)
+    quantize: str  # auto | off | int8 (keyword_extractor.inference.serving_precision)
     greedy_loop: bool
 
     @classmethod

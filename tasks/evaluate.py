@@ -1,6 +1,6 @@
 """Pipeline step 3, "evaluate": score the fine-tuned model on the test file next to the Kiwi baseline.
 
-The task wraps `keyword_extractor.evaluate.evaluate`, publishes the report (Markdown artifact
+The task wraps `keyword_extractor.evaluation.evaluate.evaluate`, publishes the report (Markdown artifact
 "evaluation-report") and the headline (table artifact "evaluation-headline") so a flow run shows
 how good the model is without opening files, and returns what logging and registration need.
 It is not cached: evaluating is cheap next to training, and a cache keyed on a model directory's
@@ -14,9 +14,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from keyword_extractor.evaluate import evaluate
-from keyword_extractor.evaluation_report import headline_rows, render_report
-from keyword_extractor.results import EvaluationResult
+from keyword_extractor.common.results import EvaluationResult
+from keyword_extractor.evaluation.evaluate import evaluate
+from keyword_extractor.evaluation.report import headline_rows, render_report
 
 REPORT_ARTIFACT_KEY = "evaluation-report"
 HEADLINE_ARTIFACT_KEY = "evaluation-headline"

@@ -1,6 +1,6 @@
 """Prefect task: fine-tune in a child process and stream its log.
 
-Training runs as `python -m keyword_extractor.train` in a subprocess because
+Training runs as `python -m keyword_extractor.training` in a subprocess because
 Lightning's DDP launcher re-executes the command line for every rank; run
 in-process, it would re-execute the Prefect flow instead.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
-from keyword_extractor.config import CONFIG_FILE, TrainConfig
-from keyword_extractor.paths import PROJECT_ROOT
-from keyword_extractor.results import SUMMARY_FILE, TrainResult
+from keyword_extractor.common.paths import PROJECT_ROOT
+from keyword_extractor.common.results import SUMMARY_FILE, TrainResult
+from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
 
 
 class TrainingFailed(RuntimeError):
@@ -30,7 +30,15 @@ def training_command(
     train: Path, val: Path | None, output_dir: Path, config_file: Path, resume: bool, mlflow_run_id: str | None
 ) -> list[str]:
     """The training process's command line: its files, and every option in one JSON file."""
-    command = [sys.executable, "-m", "keyword_extractor.train", "--train", str(train), "--output-dir", str(output_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "keyword_extractor.training",
+        "--train",
+        str(train),
+        "--output-dir",
+        str(output_dir),
+    ]
     command += ["--config", str(config_file)]
     if val:
         command += ["--val", str(val)]

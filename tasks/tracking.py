@@ -7,8 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from keyword_extractor.common.results import Registration
 from keyword_extractor.integrations import registry, tracking
-from keyword_extractor.results import Registration
 
 
 class TrackingRun(BaseModel):

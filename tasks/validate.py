@@ -1,8 +1,8 @@
 """Pipeline step 1, "validate-data": refuse to train on data that breaks the labelling rules.
 
-The task wraps `keyword_extractor.validation.validate`, publishes its Markdown report as a
+The task wraps `keyword_extractor.data.validation.validate`, publishes its Markdown report as a
 Prefect artifact and fails with the row-level problems; on valid data it also runs the label audit
-(`keyword_extractor.label_audit`: spans labelled both ways, verbal nouns, rows likely mislabelled by
+(`keyword_extractor.data.label_audit`: spans labelled both ways, verbal nouns, rows likely mislabelled by
 out-of-fold confidence) into the same folder and
 an artifact of its own, which reports and never fails the run. Its cache key is the content of the
 data files, the limits, the report folder and the validator's own source, so an unchanged
@@ -21,19 +21,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from keyword_extractor import (
-    keywords,
-    label_audit,
-    label_suspects,
-    morphology,
-    span_features,
-    tsv,
-    validation,
-    validation_report,
-)
-from keyword_extractor.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
-from keyword_extractor.validation import validate
-from keyword_extractor.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
+from keyword_extractor.data import label_audit, label_suspects, tsv, validation, validation_report
+from keyword_extractor.data.validation import validate
+from keyword_extractor.data.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
+from keyword_extractor.text import keywords, morphology, span_features
+from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 
 ARTIFACT_KEY = "validation-report"
 AUDIT_ARTIFACT_KEY = "label-audit"

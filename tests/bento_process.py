@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.common.paths import PROJECT_ROOT
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor.paths import PROJECT_ROOT
+from keyword_extractor.common.paths import PROJECT_ROOT
 
 TRAIN_TSV = PROJECT_ROOT / "data" / "train.tsv"
 TEST_TSV = PROJECT_ROOT / "data" / "test.tsv"
@@ -36,7 +36,7 @@ def run_module(module: str, *args: str, timeout: float = 600, env: dict | None =
 
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory) -> Path:
-    from keyword_extractor.tiny import build_tiny_base
+    from keyword_extractor.model.tiny import build_tiny_base
 
     return build_tiny_base(TRAIN_TSV, tmp_path_factory.mktemp("tiny") / "base")
 
@@ -46,7 +46,7 @@ def tiny_training_run(tmp_path_factory) -> Path:
     """A tiny model trained for a few steps on a slice of the data (output dir of the run)."""
     output = tmp_path_factory.mktemp("tiny-run")
     result = run_module(
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         "--train",
         str(TRAIN_TSV),
         "--base-model",
@@ -69,7 +69,7 @@ def tiny_run_data(tiny_training_run):
     """The data module `tiny_training_run` trained on (same rows, split and tokenizer), set up for fit."""
     from transformers import AutoTokenizer
 
-    from keyword_extractor.data import EncodingSettings, KeywordDataModule
+    from keyword_extractor.training.datamodule import EncodingSettings, KeywordDataModule
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_training_run / "model")
     data = KeywordDataModule(
@@ -99,7 +99,7 @@ def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """
     from transformers import AutoTokenizer
 
-    from keyword_extractor.grounded import token_texts
+    from keyword_extractor.model.grounded import token_texts
 
     target = tmp_path_factory.mktemp("talkative") / "model"
     shutil.copytree(tiny_model_dir, target)
@@ -115,10 +115,10 @@ def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def selected_model_dir(talkative_model_dir, tmp_path_factory) -> Path:
     """The talkative model with a span selector fitted on 600 training rows and its answers to 100 more."""
-    from keyword_extractor import span_selector
-    from keyword_extractor.inference import KeywordExtractor
-    from keyword_extractor.keywords import clean_keywords, parse_keywords
-    from keyword_extractor.tsv import load_pairs
+    from keyword_extractor.data.tsv import load_pairs
+    from keyword_extractor.inference.extractor import KeywordExtractor
+    from keyword_extractor.model import span_selector
+    from keyword_extractor.text.keywords import clean_keywords, parse_keywords
 
     target = tmp_path_factory.mktemp("selected") / "model"
     shutil.copytree(talkative_model_dir, target)

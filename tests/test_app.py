@@ -37,8 +37,8 @@ from app_support.question_files import (
     results_jsonl,
     too_long,
 )
-from keyword_extractor.keywords import is_grounded
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text.keywords import is_grounded
 from tests.bento_process import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor import baselines
-from keyword_extractor.baselines import QUESTION_WORDS, KiwiNounPhraseBaseline
-from keyword_extractor.keywords import is_grounded, normalize
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text import baselines
+from keyword_extractor.text.baselines import QUESTION_WORDS, KiwiNounPhraseBaseline
+from keyword_extractor.text.keywords import is_grounded, normalize
 
 TRAIN = Path(__file__).resolve().parents[1] / "data" / "train.tsv"
 
@@ -103,7 +103,7 @@ def test_batch_equals_single(baseline: KiwiNounPhraseBaseline, questions: list[s
 
 def test_one_kiwi_per_process_serves_every_baseline_and_analyser() -> None:
     """A new Kiwi costs seconds (load and first analysis): model loads and evaluations share one."""
-    from keyword_extractor.analysis import QuestionAnalyser
+    from keyword_extractor.text.questions import QuestionAnalyser
 
     first, second = KiwiNounPhraseBaseline(), KiwiNounPhraseBaseline()
     assert first._kiwi is second._kiwi is QuestionAnalyser().kiwi

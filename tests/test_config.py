@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from flows import train_pipeline
-from keyword_extractor import train
-from keyword_extractor.config import DEFAULT_BASE_MODEL, PRESETS, TINY, TrainConfig, default
+from keyword_extractor.model.config import DEFAULT_BASE_MODEL, PRESETS, TINY, TrainConfig, default
+from keyword_extractor.training import cli as train
 from tests.conftest import PROJECT_ROOT
 
 
@@ -62,12 +62,12 @@ def test_the_flow_command_line_offers_the_same_training_options():
 @pytest.mark.parametrize(
     ("module", "option"),
     [
-        ("keyword_extractor.train", "--learning-rate"),
+        ("keyword_extractor.training", "--learning-rate"),
         ("flows.train_pipeline", "--learning-rate"),
-        ("keyword_extractor.export", "--checkpoint"),
-        ("keyword_extractor.evaluate", "--test"),
-        ("keyword_extractor.predict", "--input"),
-        ("keyword_extractor.validation", "--train"),
+        ("keyword_extractor.training.export", "--checkpoint"),
+        ("keyword_extractor.evaluation", "--test"),
+        ("keyword_extractor.inference.predict", "--input"),
+        ("keyword_extractor.data.validation", "--train"),
         ("keyword_extractor.integrations.compare", "--diff"),
         ("keyword_extractor.integrations.bento_models", "import-registry"),
     ],

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
-from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
-from keyword_extractor.config import TrainConfig
-from keyword_extractor.cpu_precision import int8_within_drop, measure_int8, store_int8_allowed
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.metrics import score
-from keyword_extractor.training import choose_cpu_precision
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
+from keyword_extractor.model.config import TrainConfig
+from keyword_extractor.text.metrics import score
+from keyword_extractor.training.cpu_precision import int8_within_drop, measure_int8, store_int8_allowed
+from keyword_extractor.training.run import choose_cpu_precision
 from tests.conftest import TEST_TSV
 
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]

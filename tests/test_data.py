@@ -7,8 +7,10 @@ import unicodedata
 import pytest
 import torch
 
-from keyword_extractor.augment import substitute_keywords
-from keyword_extractor.data import (
+from keyword_extractor.data.augment import substitute_keywords
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text.keywords import clean_keywords, format_keywords, is_grounded, normalize, parse_keywords
+from keyword_extractor.training.datamodule import (
     LABEL_PAD_ID,
     DynamicPaddingCollator,
     EncodingSettings,
@@ -17,8 +19,6 @@ from keyword_extractor.data import (
     encode_targets,
     target_text,
 )
-from keyword_extractor.keywords import clean_keywords, format_keywords, is_grounded, normalize, parse_keywords
-from keyword_extractor.tsv import load_pairs
 from tests.conftest import TRAIN_TSV
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor.evaluate import _timed_batches, evaluate, load_test_set
-from keyword_extractor.evaluation_report import (
+from keyword_extractor.common.results import EvaluationResult
+from keyword_extractor.data.tsv import DataFileError, load_pairs
+from keyword_extractor.evaluation.evaluate import _timed_batches, evaluate, load_test_set
+from keyword_extractor.evaluation.report import (
     CHART_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -24,10 +26,8 @@ from keyword_extractor.evaluation_report import (
     WORST_SHOWN,
     headline_rows,
 )
-from keyword_extractor.keywords import parse_keywords
-from keyword_extractor.metrics import row_scores, score
-from keyword_extractor.results import EvaluationResult
-from keyword_extractor.tsv import DataFileError, load_pairs
+from keyword_extractor.text.keywords import parse_keywords
+from keyword_extractor.text.metrics import row_scores, score
 from tests.conftest import TEST_TSV, prefect_env, run_module
 
 N_ROWS = 40
@@ -214,7 +214,7 @@ def test_timed_batches_keep_input_order_and_count_every_question():
 
 def test_cli_prints_the_headline_table(tiny_model_dir, tiny_test, tmp_path):
     done = run_module(
-        "keyword_extractor.evaluate",
+        "keyword_extractor.evaluation",
         "--model-dir",
         str(tiny_model_dir),
         "--test",
@@ -237,7 +237,7 @@ def test_cli_prints_the_headline_table(tiny_model_dir, tiny_test, tmp_path):
 
 def test_cli_exits_2_on_a_directory_that_is_not_a_model(small_test, tmp_path):
     done = run_module(
-        "keyword_extractor.evaluate",
+        "keyword_extractor.evaluation",
         "--model-dir",
         str(tmp_path),
         "--test",
@@ -255,7 +255,7 @@ def test_cli_exits_2_on_a_bad_test_file(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("question\tkeywords\n면세한도는?\t면세한도\n", encoding="utf-8")
     done = run_module(
-        "keyword_extractor.evaluate",
+        "keyword_extractor.evaluation",
         "--model-dir",
         str(tiny_model_dir),
         "--test",
@@ -269,7 +269,7 @@ def test_cli_exits_2_on_a_bad_test_file(tiny_model_dir, tmp_path):
 
 
 def test_cli_help_explains_the_options():
-    done = run_module("keyword_extractor.evaluate", "--help", timeout=120)
+    done = run_module("keyword_extractor.evaluation", "--help", timeout=120)
     assert done.returncode == 0
     for option in ("--model-dir", "--test", "--output-dir", "--baseline-only", "--batch-size"):
         assert option in done.stdout
@@ -326,7 +326,7 @@ def test_prefect_task_publishes_the_report_and_headline(tiny_model_dir, tiny_tes
 
 
 def test_predictions_tsv_never_carries_a_spreadsheet_formula():
-    from keyword_extractor.evaluation_report import _predictions_tsv
+    from keyword_extractor.evaluation.report import _predictions_tsv
 
     rows = [{"query": '=HYPERLINK("http://x.example") 면세?', "gold": "@SUM(A1)", "predicted": "-2+3", "line": 2}]
     header, line = _predictions_tsv(rows).splitlines()
@@ -334,7 +334,7 @@ def test_predictions_tsv_never_carries_a_spreadsheet_formula():
 
 
 def test_a_model_with_a_span_selector_reports_what_each_stage_adds(selected_model_dir, small_test, tmp_path):
-    from keyword_extractor.inference import KeywordExtractor
+    from keyword_extractor.inference.extractor import KeywordExtractor
 
     result = evaluate(small_test, tmp_path, selected_model_dir)
     queries, golds, _, _ = load_test_set(small_test)

@@ -1,8 +1,8 @@
-"""keyword_extractor.files: the helpers every reader and writer shares."""
+"""keyword_extractor.common.files: the helpers every reader and writer shares."""
 
 from __future__ import annotations
 
-from keyword_extractor.files import markdown_cell, split_lines, spreadsheet_cell, write_atomic
+from keyword_extractor.common.files import markdown_cell, split_lines, spreadsheet_cell, write_atomic
 
 
 def test_split_lines_counts_lines_as_an_editor_does():

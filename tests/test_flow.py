@@ -15,8 +15,8 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from keyword_extractor.config import CONFIG_FILE, TrainConfig
 from keyword_extractor.integrations import tracking
+from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
 from tests.bento_process import bentoml_env, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
 
@@ -97,7 +97,7 @@ def test_the_flow_run_log_and_artifacts_show_training_progress_and_the_summary(p
     workdir, result = pipeline_run
     summary = printed_summary(result.stdout)
     logs = result.stdout + result.stderr
-    assert "keyword_extractor.train: epoch 1/1 | train_loss" in logs
+    assert "keyword_extractor.training: epoch 1/1 | train_loss" in logs
     headline = f"pipeline summary: F1 {summary['f1']:.4f} vs Kiwi baseline {summary['baseline_f1']:.4f}"
     assert headline in logs and summary["bento_tag"] in logs.split(headline, 1)[1]
     env = prefect_env(workdir / "prefect-home")
@@ -166,7 +166,7 @@ def test_malformed_data_fails_at_validation_before_training(tmp_path):
     logs = result.stdout + result.stderr
     assert result.returncode != 0
     assert "line 31, column 'keyword'" in logs and "empty item" in logs
-    assert "keyword_extractor.train" not in logs  # fine-tuning never started
+    assert "keyword_extractor.training" not in logs  # fine-tuning never started
     runs_dir = tmp_path / "artifacts" / "runs" / "bad"
     assert not (runs_dir / "train").exists()
     client = MlflowClient(tracking_uri=tracking.sqlite_uri(tmp_path / "mlflow.db"))
@@ -204,7 +204,7 @@ def test_a_flow_killed_during_fine_tune_resumes_and_a_model_below_the_baseline_i
     second = run_flow(tmp_path, *args)
     logs = second.stdout + second.stderr
     assert second.returncode == 0, logs[-4000:]
-    assert f"resuming: {sys.executable} -m keyword_extractor.train" in logs
+    assert f"resuming: {sys.executable} -m keyword_extractor.training" in logs
     assert "Restoring states from the checkpoint path" in logs
     summary = json.loads((last.parent.parent / "train_summary.json").read_text())
     assert summary["resumed_from"] == str(last)

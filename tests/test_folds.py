@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from keyword_extractor.domains import CUSTOMS, GENERAL, domain_of
-from keyword_extractor.folds import leave_domain_out, validation_folds
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.folds import leave_domain_out, validation_folds
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text.domains import CUSTOMS, GENERAL, domain_of
 from tests.conftest import TRAIN_TSV
 
 

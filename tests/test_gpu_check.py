@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keyword_extractor.cpu_info import SPEED_FLAGS
+from keyword_extractor.common.cpu_info import SPEED_FLAGS
 from tests.conftest import PROJECT_ROOT
 
 
@@ -58,7 +58,9 @@ def test_gpu_check_refuses_unknown_arguments():
 
 
 def test_bf16_is_native_only_where_torch_may_use_the_cpu_s_bf16_instructions():
-    script = "from keyword_extractor.cpu_info import describe_cpu; import json; print(json.dumps(describe_cpu()))"
+    script = (
+        "from keyword_extractor.common.cpu_info import describe_cpu; import json; print(json.dumps(describe_cpu()))"
+    )
     lowered = subprocess.run(
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,

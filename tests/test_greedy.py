@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import BartForConditionalGeneration
 
-from keyword_extractor.artifact import InferenceSettings
-from keyword_extractor.greedy import GreedyDecoder, unsupported_settings
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import InferenceSettings
+from keyword_extractor.model.greedy import GreedyDecoder, unsupported_settings
 from tests.conftest import TEST_TSV
 
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:40]

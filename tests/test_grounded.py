@@ -7,9 +7,9 @@ import random
 import torch
 from transformers import AutoTokenizer
 
-from keyword_extractor.grounded import SEPARATOR_CHAR, GroundedKeywordsProcessor, GroundedVocabulary, token_texts
-from keyword_extractor.keywords import normalize
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.model.grounded import SEPARATOR_CHAR, GroundedKeywordsProcessor, GroundedVocabulary, token_texts
+from keyword_extractor.text.keywords import normalize
 from tests.conftest import TEST_TSV
 
 

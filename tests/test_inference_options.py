@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, max_new_tokens_for
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.int8_linear import RowwiseInt8Linear
-from keyword_extractor.keywords import is_grounded
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings, max_new_tokens_for
+from keyword_extractor.model.int8_linear import RowwiseInt8Linear
+from keyword_extractor.text.keywords import is_grounded
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:24]
@@ -38,7 +38,7 @@ def test_training_stores_a_cap_sized_from_its_own_targets(tiny_training_run, tin
 
 
 def test_export_sizes_the_cap_from_a_training_file(tiny_training_run, tmp_path):
-    from keyword_extractor.export import export_checkpoint
+    from keyword_extractor.training.export import export_checkpoint
 
     cells = load_pairs(TRAIN_TSV)["keyword"].tolist()
     settings = InferenceSettings(max_new_tokens=48)

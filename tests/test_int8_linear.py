@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from keyword_extractor.int8_linear import RowwiseInt8Linear, quantize_int8
+from keyword_extractor.model.int8_linear import RowwiseInt8Linear, quantize_int8
 
 
 def linear_and_rows(rows: int = 16, seed: int = 0) -> tuple[torch.nn.Linear, torch.Tensor]:
@@ -68,7 +68,7 @@ def test_layer_benchmark_finds_rowwise_int8_row_independent_and_torch_ao_int8_no
 MEMORY_PROBE = """
 import sys, psutil, torch
 from transformers import BartForConditionalGeneration
-from keyword_extractor.int8_linear import quantize_int8
+from keyword_extractor.model.int8_linear import quantize_int8
 rss = lambda: psutil.Process().memory_info().rss / 2**20
 model = BartForConditionalGeneration.from_pretrained(sys.argv[1], disable_mmap=True)
 linear = sum(m.weight.numel() * 4 for m in model.modules() if type(m) is torch.nn.Linear and m is not model.lm_head)

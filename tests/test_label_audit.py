@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from keyword_extractor.label_audit import audit
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.label_audit import audit
+from keyword_extractor.data.tsv import load_pairs
 from tests.conftest import TRAIN_TSV, run_module
 
 ROWS = [
@@ -41,7 +41,7 @@ def test_the_cli_writes_both_reports_and_never_touches_the_data(tmp_path):
     data = tmp_path / "train.tsv"
     write(data, ROWS)
     before = hashlib.sha256(data.read_bytes()).hexdigest()
-    done = run_module("keyword_extractor.label_audit", "--train", str(data), "--out", str(tmp_path / "audit"))
+    done = run_module("keyword_extractor.data.label_audit", "--train", str(data), "--out", str(tmp_path / "audit"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert hashlib.sha256(data.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in data.parent.iterdir()) == ["audit", "train.tsv"]

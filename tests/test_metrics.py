@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from keyword_extractor.metrics import KeywordScores, latency_summary, row_scores, score
+from keyword_extractor.text.metrics import KeywordScores, latency_summary, row_scores, score
 
 
 def test_perfect_prediction_scores_one_whatever_the_order() -> None:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration
 
-from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.artifact import InferenceSettings, write_model_dir
-from keyword_extractor.grounded import SEPARATOR_CHAR, GroundedKeywordsProcessor, GroundedVocabulary, token_texts
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.tiny import TinySpec, tiny_config, train_tokenizer
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import InferenceSettings, write_model_dir
+from keyword_extractor.model.grounded import SEPARATOR_CHAR, GroundedKeywordsProcessor, GroundedVocabulary, token_texts
+from keyword_extractor.model.tiny import TinySpec, tiny_config, train_tokenizer
+from keyword_extractor.text.questions import QuestionAnalyser
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
 

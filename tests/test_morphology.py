@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.keywords import clean_keywords, normalize, parse_keywords
-from keyword_extractor.morphology import candidate_spans, token_end, words
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text.keywords import clean_keywords, normalize, parse_keywords
+from keyword_extractor.text.morphology import candidate_spans, token_end, words
+from keyword_extractor.text.questions import QuestionAnalyser
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
 

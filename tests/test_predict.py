@@ -1,4 +1,4 @@
-"""Bulk prediction (`python -m keyword_extractor.predict`): .txt and .tsv input, resuming, bad input."""
+"""Bulk prediction (`python -m keyword_extractor.inference.predict`): .txt and .tsv input, resuming, bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor.predict import InputError, predict_file, read_questions
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.predict import InputError, predict_file, read_questions
 from tests.conftest import TEST_TSV, run_module
 
 QUESTIONS = load_pairs(TEST_TSV)["query"].tolist()[:23]
@@ -29,7 +29,7 @@ class CountingExtractor:
 
 @pytest.fixture(scope="module")
 def extractor(tiny_model_dir):
-    from keyword_extractor.inference import KeywordExtractor
+    from keyword_extractor.inference.extractor import KeywordExtractor
 
     return KeywordExtractor(tiny_model_dir)
 
@@ -107,10 +107,10 @@ def test_an_output_of_another_input_is_not_continued(extractor, questions_txt, t
 def test_cli_runs_and_resumes(tiny_model_dir, questions_txt, tmp_path):
     output = tmp_path / "keywords.jsonl"
     args = ["--model-dir", str(tiny_model_dir), "--input", str(questions_txt), "--output", str(output)]
-    done = run_module("keyword_extractor.predict", *args, "--batch-size", "8", timeout=300)
+    done = run_module("keyword_extractor.inference.predict", *args, "--batch-size", "8", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"wrote {len(QUESTIONS)} question(s)" in done.stdout and len(records(output)) == len(QUESTIONS)
-    again = run_module("keyword_extractor.predict", *args, timeout=300)
+    again = run_module("keyword_extractor.inference.predict", *args, timeout=300)
     assert again.returncode == 0 and f"wrote 0 question(s) to {output} ({len(QUESTIONS)} already there)" in again.stdout
 
 
@@ -135,7 +135,14 @@ def test_cli_explains_a_bad_input_and_exits_2(tmp_path, name, content, message):
         path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     output = tmp_path / "out.jsonl"
     done = run_module(
-        "keyword_extractor.predict", "--model-dir", "unused", "--input", str(path), "--output", str(output), timeout=120
+        "keyword_extractor.inference.predict",
+        "--model-dir",
+        "unused",
+        "--input",
+        str(path),
+        "--output",
+        str(output),
+        timeout=120,
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr and done.stderr.startswith("error: ")
@@ -145,13 +152,15 @@ def test_cli_explains_a_bad_input_and_exits_2(tmp_path, name, content, message):
 def test_cli_refuses_to_write_over_its_input(tmp_path):
     path = tmp_path / "questions.txt"
     path.write_text("관세 환급은?\n", encoding="utf-8")
-    done = run_module("keyword_extractor.predict", "--model-dir", "unused", "--input", str(path), "--output", str(path))
+    done = run_module(
+        "keyword_extractor.inference.predict", "--model-dir", "unused", "--input", str(path), "--output", str(path)
+    )
     assert done.returncode == 2 and "must not be the input file" in done.stderr
     assert path.read_text(encoding="utf-8") == "관세 환급은?\n"
 
 
 def test_cli_help_explains_the_options():
-    done = run_module("keyword_extractor.predict", "--help", timeout=120)
+    done = run_module("keyword_extractor.inference.predict", "--help", timeout=120)
     assert done.returncode == 0
     for text in ("--model-dir", "--input", "--column", "--output", "--batch-size", "--overwrite", "Resumable", ".tsv"):
         assert text in done.stdout, text

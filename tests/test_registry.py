@@ -142,7 +142,7 @@ def test_champion_loads_as_pyfunc_and_predicts_lists_of_keywords(store, tiny_mod
     predictions = model.predict(QUESTIONS)
     assert isinstance(predictions, list) and len(predictions) == 2
     assert all(isinstance(row, list) and all(isinstance(k, str) for k in row) for row in predictions)
-    from keyword_extractor.inference import KeywordExtractor
+    from keyword_extractor.inference.extractor import KeywordExtractor
 
     assert predictions == KeywordExtractor(tiny_model_dir).extract(QUESTIONS)
     assert model.metadata.signature is not None
@@ -151,7 +151,7 @@ def test_champion_loads_as_pyfunc_and_predicts_lists_of_keywords(store, tiny_mod
 def test_training_logs_losses_and_parameters_into_the_pipeline_run(store, tmp_path):
     run_id = new_run("train")
     result = run_module(
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         "--train",
         str(TRAIN_TSV),
         "--base-model",

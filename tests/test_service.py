@@ -25,8 +25,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from keyword_extractor.keywords import is_grounded
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.text.keywords import is_grounded
 from tests.bento_process import bentoml_env, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV, prefect_env
 
@@ -50,7 +50,7 @@ def reference(selected_model_dir) -> dict[str, list[str]]:
 
     The served model has a span selector, so the Bento must serve both stages to agree.
     """
-    from keyword_extractor.inference import KeywordExtractor
+    from keyword_extractor.inference.extractor import KeywordExtractor
 
     extractor = KeywordExtractor(selected_model_dir)
     assert extractor.selector is not None

@@ -10,10 +10,8 @@ import pytest
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
-from keyword_extractor.artifact import SETTINGS_FILE
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.int8_linear import RowwiseInt8Linear
-from keyword_extractor.serving_precision import (
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.inference.serving_precision import (
     MIN_SINGLE_ROW_SPEEDUP,
     MIN_SPEEDUP,
     calibrate_int8,
@@ -21,6 +19,8 @@ from keyword_extractor.serving_precision import (
     linear_shapes,
     requested_precision,
 )
+from keyword_extractor.model.artifact import SETTINGS_FILE
+from keyword_extractor.model.int8_linear import RowwiseInt8Linear
 
 CPU = torch.device("cpu")
 
@@ -138,7 +138,7 @@ def allowed_model_dir(tiny_model_dir, tmp_path):
 
 def test_the_extractor_decides_at_load_and_logs_it_once(allowed_model_dir, caplog, monkeypatch):
     monkeypatch.delenv("KEYWORD_QUANTIZE", raising=False)
-    with caplog.at_level(logging.INFO, logger="keyword_extractor.serving_precision"):
+    with caplog.at_level(logging.INFO, logger="keyword_extractor.inference.serving_precision"):
         faster = KeywordExtractor(allowed_model_dir, device="cpu", precision_timer=timer(0.5))
     assert faster.quantize == "int8" and faster.precision.effective == "int8"
     assert any(isinstance(m, RowwiseInt8Linear) for m in faster.model.modules())

@@ -11,13 +11,13 @@ import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from keyword_extractor import span_selector
-from keyword_extractor.analysis import QuestionAnalyser
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import clean_keywords, nested_in, parse_keywords
-from keyword_extractor.metrics import score
-from keyword_extractor.span_features import ParsedQuestion, SpanCounts, span_features
-from keyword_extractor.tsv import load_pairs
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model import span_selector
+from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
+from keyword_extractor.text.metrics import score
+from keyword_extractor.text.questions import QuestionAnalyser
+from keyword_extractor.text.span_features import ParsedQuestion, SpanCounts, span_features
 from tests.conftest import TEST_TSV, TRAIN_TSV
 
 

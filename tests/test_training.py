@@ -12,11 +12,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration
 
-from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings, write_model_dir
-from keyword_extractor.grounded import GroundedKeywordsProcessor, GroundedVocabulary, token_texts
-from keyword_extractor.inference import KeywordExtractor
-from keyword_extractor.keywords import is_grounded, parse_keywords
-from keyword_extractor.modeling import BaseModelUnavailable, load_base
+from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings, write_model_dir
+from keyword_extractor.model.grounded import GroundedKeywordsProcessor, GroundedVocabulary, token_texts
+from keyword_extractor.model.modeling import BaseModelUnavailable, load_base
+from keyword_extractor.text.keywords import is_grounded, parse_keywords
 from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = [
@@ -104,7 +104,7 @@ def test_grounded_processor_keeps_arbitrary_scores_inside_the_question(tiny_base
 
 def test_export_cli_converts_a_checkpoint_to_the_same_weights(tiny_training_run, tmp_path):
     result = run_module(
-        "keyword_extractor.export",
+        "keyword_extractor.training.export",
         "--checkpoint",
         str(tiny_training_run / "checkpoints" / "best.ckpt"),
         "--output",
@@ -120,14 +120,18 @@ def test_export_cli_converts_a_checkpoint_to_the_same_weights(tiny_training_run,
 
 def test_export_cli_names_a_missing_checkpoint(tmp_path):
     result = run_module(
-        "keyword_extractor.export", "--checkpoint", str(tmp_path / "nope.ckpt"), "--output", str(tmp_path / "o")
+        "keyword_extractor.training.export",
+        "--checkpoint",
+        str(tmp_path / "nope.ckpt"),
+        "--output",
+        str(tmp_path / "o"),
     )
     assert result.returncode != 0 and "checkpoint not found" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
 def two_cpu_ranks_training(output_dir: Path) -> list[str]:
-    """`keyword_extractor.train` options for a small DDP run on two CPU processes."""
+    """`keyword_extractor.training` options for a small DDP run on two CPU processes."""
     return [
         "--train",
         str(TRAIN_TSV),
@@ -153,7 +157,7 @@ def two_cpu_ranks_training(output_dir: Path) -> list[str]:
 
 
 def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
-    result = run_module("keyword_extractor.train", *two_cpu_ranks_training(tmp_path))
+    result = run_module("keyword_extractor.training", *two_cpu_ranks_training(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "MEMBER: 2/2" in output  # both ranks joined the process group
@@ -175,7 +179,7 @@ def test_torchrun_launches_two_cpu_ranks_that_share_one_base_and_one_export(tmp_
         "--master-port",
         str(free_port()),
         "-m",
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         *two_cpu_ranks_training(tmp_path),
     )
     output = result.stdout + result.stderr
@@ -216,10 +220,10 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
         "off",
     ]
     # 48 training rows / 16 = 3 steps per epoch: stopping at step 3 is an interruption after epoch 1.
-    first = run_module("keyword_extractor.train", *common, "--max-steps", "3")
+    first = run_module("keyword_extractor.training", *common, "--max-steps", "3")
     assert first.returncode == 0, first.stderr[-3000:]
     assert _last_checkpoint_state(tmp_path) == (0, 3)
-    second = run_module("keyword_extractor.train", *common, "--resume")
+    second = run_module("keyword_extractor.training", *common, "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Restoring states from the checkpoint path" in second.stdout + second.stderr
     summary = json.loads((tmp_path / "train_summary.json").read_text())
@@ -247,7 +251,7 @@ def test_unreachable_hub_fails_fast_and_names_the_ways_out(tmp_path, monkeypatch
 def test_train_cli_reports_unreachable_hub_without_a_traceback_wall(tmp_path):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"}
     result = run_module(
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         "--train",
         str(TRAIN_TSV),
         "--output-dir",
@@ -263,7 +267,7 @@ def test_train_cli_reports_unreachable_hub_without_a_traceback_wall(tmp_path):
 def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path):
     """Epoch N's line must carry epoch N's mean train_loss (as in metrics.csv), not epoch N-1's."""
     result = run_module(
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
         *("--limit-train-rows", "64", "--epochs", "3", "--augment-copies", "0"),
         *("--batch-size", "16", "--val-fraction", "0.25", "--early-stopping-patience", "0", "--quantize", "off"),
@@ -286,7 +290,7 @@ def test_epoch_log_line_shows_that_epochs_own_losses_and_validation_f1(tmp_path)
 def test_bf16_mixed_precision_trains_with_gradient_clipping(tmp_path):
     """The default on a bf16 GPU: Lightning cannot clip a fused optimizer's gradients under mixed precision."""
     result = run_module(
-        "keyword_extractor.train",
+        "keyword_extractor.training",
         *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
         *("--limit-train-rows", "32", "--epochs", "1", "--val-f1-rows", "4", "--tiny-vocab-size", "600"),
         *("--accelerator", "cpu", "--precision", "bf16-mixed", "--gradient-clip", "1.0", "--quantize", "off"),
@@ -297,9 +301,9 @@ def test_bf16_mixed_precision_trains_with_gradient_clipping(tmp_path):
 
 def test_label_smoothing_reaches_the_loss_from_the_config(tiny_base_dir):
     """An option added to TrainConfig alone is what the module trains with (no plumbing in between)."""
-    from keyword_extractor.config import TrainConfig
-    from keyword_extractor.data import LABEL_PAD_ID
-    from keyword_extractor.modeling import KeywordSeq2Seq
+    from keyword_extractor.model.config import TrainConfig
+    from keyword_extractor.model.encoding import LABEL_PAD_ID
+    from keyword_extractor.model.modeling import KeywordSeq2Seq
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
     batch = {

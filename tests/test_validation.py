@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from keyword_extractor.tsv import load_pairs
-from keyword_extractor.validation import validate
-from keyword_extractor.validation_report import DataValidationError, ValidationReport
+from keyword_extractor.data.tsv import load_pairs
+from keyword_extractor.data.validation import validate
+from keyword_extractor.data.validation_report import DataValidationError, ValidationReport
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
@@ -333,7 +333,7 @@ def test_raise_for_errors_is_silent_on_clean_data(tmp_path: Path) -> None:
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "keyword_extractor.validation", *map(str, args)],
+        [sys.executable, "-m", "keyword_extractor.data.validation", *map(str, args)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -23,9 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyword_extractor.artifact import SETTINGS_FILE, InferenceSettings
-from keyword_extractor.paths import PROJECT_ROOT
-from keyword_extractor.results import REGISTERED_MODEL
+from keyword_extractor.common.paths import PROJECT_ROOT
+from keyword_extractor.common.results import REGISTERED_MODEL
+from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from keyword_extractor.cli import positive_int
-from keyword_extractor.results import REGISTERED_MODEL
+from keyword_extractor.common.cli import positive_int
+from keyword_extractor.common.results import REGISTERED_MODEL
 
 COLUMNS = ("version", "aliases", "F1", "baseline F1", "base model", "epochs", "lr", "train data", "minutes")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import mlflow.models
 import mlflow.pyfunc
 
-from keyword_extractor.artifact import MODEL_DIR_ARTIFACT
+from keyword_extractor.model.artifact import MODEL_DIR_ARTIFACT
 
 
 class KeywordExtractorModel(mlflow.pyfunc.PythonModel):
     """Loaded by `mlflow.pyfunc.load_model("models:/keyword-extractor@champion")`."""
 
     def load_context(self, context) -> None:
-        from keyword_extractor.inference import KeywordExtractor
+        from keyword_extractor.inference.extractor import KeywordExtractor
 
         self.extractor = KeywordExtractor(context.artifacts[MODEL_DIR_ARTIFACT])
 

@@ -20,9 +20,9 @@ from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from keyword_extractor.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE, InferenceSettings
-from keyword_extractor.paths import CORE_PACKAGE
-from keyword_extractor.results import REGISTERED_MODEL, Registration
+from keyword_extractor.common.paths import CORE_PACKAGE
+from keyword_extractor.common.results import REGISTERED_MODEL, Registration
+from keyword_extractor.model.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE, InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def champion_f1_on(test_path: str | Path, output_dir: str | Path | None = None) 
     """
 
     def evaluate_f1(champion_dir: str) -> float:
-        from keyword_extractor.evaluate import evaluate
+        from keyword_extractor.evaluation.evaluate import evaluate
 
         target = Path(output_dir) if output_dir else Path(champion_dir).parent / "champion-evaluation"
         result = evaluate(test_path, target, champion_dir, include_baseline=False)

@@ -9,25 +9,14 @@ overrides it for a real server.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from pathlib import Path
 
-from keyword_extractor.paths import PROJECT_ROOT
-from keyword_extractor.results import REGISTERED_MODEL
+from keyword_extractor.common.paths import PROJECT_ROOT, default_store, tracking_uri
+from keyword_extractor.common.results import REGISTERED_MODEL
 
 EXPERIMENT_NAME = REGISTERED_MODEL
-
-
-def default_store(root: Path = PROJECT_ROOT) -> tuple[str, str]:
-    """(tracking URI, artifact location) of the embedded store under `<root>/artifacts`."""
-    artifacts = (root / "artifacts").resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{artifacts / 'mlflow.db'}", (artifacts / "mlruns").as_uri()
-
-
-def tracking_uri(root: Path = PROJECT_ROOT) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_store(root)[0]
+__all__ = ["EXPERIMENT_NAME", "default_store", "tracking_uri"]  # the store's location lives in common.paths
 
 
 def sqlite_uri(database: str | Path) -> str:
@@ -94,7 +83,7 @@ def log_datasets(run_id: str, train_path: str | Path, test_path: str | Path) -> 
     """Log train/test as MLflow datasets (with digests) and tag the file hashes; returns the file digests."""
     import mlflow
 
-    from keyword_extractor.tsv import load_pairs
+    from keyword_extractor.data.tsv import load_pairs
 
     digests = {}
     with mlflow.start_run(run_id=run_id):

@@ -1,0 +1,55 @@
+"""The validation folds of a training file that design choices are made on; data/test.tsv never is.
+
+A random 10% split says how well a change fits questions like the training ones. It cannot say
+whether it holds on topics the training data never covered, which is what users ask about: the
+*leave-domain-out* pair does (train on the customs questions, validate on the general ones, and the
+reverse, `keyword_extractor.text.domains`). A change is kept only if it loses on none of the folds.
+Every fold is deterministic (file order, seeded sampling) and its two parts are disjoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from keyword_extractor.text.domains import CUSTOMS, GENERAL, domain_of
+
+RANDOM_SEEDS = (7, 11)
+RANDOM_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A training part and the held-out part a model trained on it is validated on."""
+
+    name: str
+    train: pd.DataFrame
+    held_out: pd.DataFrame
+
+
+def split_train_val(frame: pd.DataFrame, val_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a seeded share of the rows (training's own split when no validation file is given)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    val = frame.sample(frac=val_fraction, random_state=seed)
+    return frame.drop(val.index).reset_index(drop=True), val.reset_index(drop=True)
+
+
+def leave_domain_out(frame: pd.DataFrame, held_out_domain: str) -> Fold:
+    """Train on the other domain's rows, validate on `held_out_domain`'s, both in file order."""
+    if held_out_domain not in (CUSTOMS, GENERAL):
+        raise ValueError(f"held_out_domain must be {CUSTOMS!r} or {GENERAL!r}, got {held_out_domain!r}")
+    held = frame["query"].map(domain_of) == held_out_domain
+    trained_on = GENERAL if held_out_domain == CUSTOMS else CUSTOMS
+    return Fold(
+        f"{trained_on}→{held_out_domain}",
+        frame[~held].reset_index(drop=True),
+        frame[held].reset_index(drop=True),
+    )
+
+
+def validation_folds(frame: pd.DataFrame, seeds: tuple[int, ...] = RANDOM_SEEDS) -> list[Fold]:
+    """The protocol: a random 10% split per seed, then customs→general and general→customs."""
+    folds = [Fold(f"random-{seed}", *split_train_val(frame, RANDOM_FRACTION, seed)) for seed in seeds]
+    return [*folds, leave_domain_out(frame, GENERAL), leave_domain_out(frame, CUSTOMS)]

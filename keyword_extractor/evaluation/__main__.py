@@ -1,0 +1,8 @@
+"""`python -m keyword_extractor.evaluation`: see `keyword_extractor.evaluation.evaluate`."""
+
+import sys
+
+from keyword_extractor.evaluation.evaluate import main
+
+if __name__ == "__main__":
+    sys.exit(main())

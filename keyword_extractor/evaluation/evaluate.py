@@ -1,0 +1,257 @@
+"""Step 3 of the pipeline: score a model on the held-out test file, next to the Kiwi baseline.
+
+The model runs through `KeywordExtractor` (the same path the service uses) and is scored with
+`metrics.score` (the one metric definition), so the numbers here are the numbers everywhere.
+Outputs, each written atomically (temp file + os.replace) so a reader never sees half a file:
+
+- `predictions.tsv`: one row per test question: gold, model and baseline keywords, per-row P/R/F1;
+- `metrics.json`: model and baseline scores, latency, the test file's sha256 and size;
+- `report.md`: headline table, F1 by number of gold keywords, by question length and by domain, the worst
+  questions of the model and of the baseline;
+- `f1_chart.png`: precision / recall / F1 / exact match, model vs baseline.
+
+    python -m keyword_extractor.evaluation --model-dir artifacts/runs/RUN/train/model --test data/test.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from keyword_extractor.common.cli import positive_int
+from keyword_extractor.common.results import EvaluationResult
+from keyword_extractor.data.tsv import DataFileError, Problem, load_pairs, parse_tsv
+from keyword_extractor.evaluation.report import (
+    CHART_FILE,
+    DEFAULT_OUTPUT_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    headline_text,
+    write_outputs,
+)
+from keyword_extractor.model.artifact import SETTINGS_FILE
+from keyword_extractor.text.keywords import clean_keywords, format_keywords, parse_keywords
+from keyword_extractor.text.metrics import latency_summary, row_scores, score
+
+_WARMUP_QUESTIONS = 4
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def check_model_dir(model_dir: str | Path) -> Path:
+    """Fail early, with a message that says what is missing, before loading anything heavy."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a model directory: no such directory")
+    missing = [name for name in (SETTINGS_FILE, "config.json") if not (path / name).is_file()]
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+    if not any((path / name).is_file() for name in weights):
+        missing.append("model.safetensors")
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is not a keyword model directory: missing {', '.join(missing)} "
+            "(a training run writes one to <run>/train/model; "
+            "`python -m keyword_extractor.training.export` converts a .ckpt)"
+        )
+    return path
+
+
+def load_test_set(test_path: str | Path) -> tuple[list[str], list[list[str]], list[int], str]:
+    """Questions, clean gold keyword lists, line numbers and the file's sha256, read once from the same bytes."""
+    path = Path(test_path)
+    if not path.is_file():
+        load_pairs(path)  # raises DataFileError: file not found
+    raw = path.read_bytes()
+    table = parse_tsv(path, raw)
+    if table.problems:
+        raise DataFileError(table.problems)
+    frame = table.rows
+    if frame.empty:
+        raise DataFileError([Problem(str(path), None, None, "the file has a header but no data rows")])
+    digest = hashlib.sha256(raw).hexdigest()
+    queries = frame["query"].tolist()
+    golds = [clean_keywords(parse_keywords(cell)) for cell in frame["keyword"]]
+    return queries, golds, [int(line) for line in frame["line"]], digest
+
+
+# --- timed extraction ------------------------------------------------------------------------
+
+
+def _timed_batches(
+    questions: Sequence[str], batch_size: int, extract: Callable[[list[str]], list[list[str]]]
+) -> tuple[list[list[str]], dict[str, float]]:
+    """Run `extract` on length-sorted batches (as `KeywordExtractor.extract` batches them) and time each."""
+    order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
+    predictions: list[list[str]] = [[] for _ in questions]
+    seconds: list[float] = []
+    sizes: list[int] = []
+    extract([questions[i] for i in order[:_WARMUP_QUESTIONS]])  # untimed: lazy initialisation, kernel selection
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        began = time.perf_counter()
+        output = extract([questions[i] for i in chunk])
+        seconds.append(time.perf_counter() - began)
+        sizes.append(len(chunk))
+        for index, keywords in zip(chunk, output, strict=True):
+            predictions[index] = list(keywords)
+    return predictions, latency_summary(seconds, sizes)
+
+
+# --- the step --------------------------------------------------------------------------------
+
+
+def _row_scores(prefix: str, gold: list[str], pred: list[str]) -> dict[str, float]:
+    precision, recall, f1 = row_scores(gold, pred)
+    return {f"{prefix}_precision": precision, f"{prefix}_recall": recall, f"{prefix}_f1": f1}
+
+
+def evaluate(
+    test_path: str | Path,
+    output_dir: str | Path,
+    model_dir: str | Path | None = None,
+    *,
+    include_baseline: bool = True,
+    batch_size: int | None = None,
+    device: str | None = None,
+) -> EvaluationResult:
+    """Score the model (and the Kiwi baseline) on every test question and write the outputs.
+
+    `model_dir=None` evaluates the baseline alone. `batch_size` defaults to the model's
+    `keyword_extractor.json`; the baseline uses the same batches. Latency: each batch is timed
+    (wall clock, after one untimed warm-up batch) and its time shared equally by its questions,
+    so p50/p95 are *amortised batch latency* per question, the cost that throughput planning
+    needs, not the latency of a single request (`metrics.latency_summary`).
+
+    Raises FileNotFoundError when `model_dir` is not a model directory, `tsv.DataFileError` when
+    the test file is missing or malformed, both before any model is loaded.
+    """
+    if model_dir is None and not include_baseline:
+        raise ValueError("nothing to evaluate: no model_dir and include_baseline=False")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    queries, golds, lines, digest = load_test_set(test_path)
+    if model_dir is not None:
+        model_dir = check_model_dir(model_dir)
+
+    model_preds = baseline_preds = None
+    model_metrics = baseline_metrics = latency = baseline_latency = seq2seq_metrics = None
+    device_name = precision = None
+    if model_dir is not None:
+        from keyword_extractor.inference.extractor import KeywordExtractor  # torch: only when a model is evaluated
+
+        extractor = KeywordExtractor(model_dir, device=device)
+        batch_size = batch_size or extractor.settings.batch_size
+        device_name = str(extractor.device)
+        precision = extractor.precision.as_dict()
+        model_preds, latency = _timed_batches(
+            queries, batch_size, lambda chunk: extractor.extract(chunk, batch_size=len(chunk))
+        )
+        model_metrics = score(golds, model_preds, queries).as_dict()
+        if extractor.selector is not None:
+            seq2seq_preds = extractor.extract(queries, batch_size=batch_size, select_spans=False)
+            seq2seq_metrics = score(golds, seq2seq_preds, queries).as_dict()
+    if include_baseline:
+        from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
+
+        baseline = KiwiNounPhraseBaseline()
+        baseline_preds, baseline_latency = _timed_batches(queries, batch_size or 32, baseline.extract_batch)
+        baseline_metrics = score(golds, baseline_preds, queries).as_dict()
+
+    rows: list[dict[str, Any]] = []
+    for index, (query, gold) in enumerate(zip(queries, golds, strict=True)):
+        row: dict[str, Any] = {"query": query, "gold": format_keywords(gold)}
+        if model_preds is not None:
+            row["predicted"] = format_keywords(model_preds[index])
+        if baseline_preds is not None:
+            row["baseline"] = format_keywords(baseline_preds[index])
+        if model_preds is not None:
+            row.update(_row_scores("model", gold, model_preds[index]))
+        if baseline_preds is not None:
+            row.update(_row_scores("baseline", gold, baseline_preds[index]))
+        row["line"] = lines[index]
+        rows.append(row)
+
+    beats = (
+        model_metrics is not None
+        and baseline_metrics is not None
+        and model_metrics["f1"] > baseline_metrics["f1"]
+        and not math.isclose(model_metrics["f1"], baseline_metrics["f1"])
+    )
+    result = EvaluationResult(
+        model_metrics=model_metrics,
+        baseline_metrics=baseline_metrics,
+        latency=latency,
+        baseline_latency=baseline_latency,
+        paths={},
+        test_path=str(Path(test_path).resolve()),
+        test_digest=digest,
+        n=len(queries),
+        model_dir=str(Path(model_dir).resolve()) if model_dir is not None else None,
+        batch_size=batch_size,
+        device=device_name,
+        precision=precision,
+        beats_baseline=bool(beats),
+        rows=rows,
+        seq2seq_metrics=seq2seq_metrics,
+    )
+    write_outputs(result, output_dir)
+    return result
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.evaluation",
+        description="Score a keyword model on a held-out TSV next to the Kiwi noun-phrase baseline. Writes "
+        f"{PREDICTIONS_FILE}, {METRICS_FILE}, {REPORT_FILE} and {CHART_FILE}; prints the headline table. "
+        "Exits 2 when the model directory or the test file cannot be used.",
+    )
+    parser.add_argument("--model-dir", type=Path, help="model directory (with keyword_extractor.json) to evaluate")
+    parser.add_argument("--test", required=True, type=Path, help="held-out file, UTF-8 'query<TAB>keyword' TSV")
+    parser.add_argument(
+        "--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder for the outputs (default: %(default)s)"
+    )
+    parser.add_argument("--baseline-only", action="store_true", help="evaluate only the Kiwi baseline, no model")
+    parser.add_argument(
+        "--batch-size", type=positive_int, help="questions per generation batch (default: the model's setting)"
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: evaluate, print the headline table; exit 2 on a bad model directory or test file."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.baseline_only and args.model_dir:
+        parser.error("--baseline-only evaluates no model; drop --model-dir or --baseline-only")
+    if not args.baseline_only and not args.model_dir:
+        parser.error("--model-dir is required (or --baseline-only)")
+    try:
+        result = evaluate(
+            args.test,
+            args.output_dir,
+            None if args.baseline_only else args.model_dir,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+    except (FileNotFoundError, DataFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"evaluated {result.n} questions from {result.test_path} (sha256 {result.test_digest[:12]})")
+    print(headline_text(result))
+    print(f"outputs: {Path(result.paths['report']).parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

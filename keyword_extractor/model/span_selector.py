@@ -1,0 +1,318 @@
+"""The second stage of the keyword model: choosing among a question's candidate spans.
+
+The seq2seq model, trained from scratch on a few thousand questions, decodes whole candidate spans
+(morpheme grounding) but chooses among them less well than a rule that has seen the whole language
+(the Kiwi baseline). The selector learns the choice from the training questions:
+
+1. a gradient-boosted scorer over `span_features` (corpus keep rates, Kiwi tags, shape, the rule's
+   pick, Kiwi's morpheme scores), fitted on the training split with every row's own counts left out;
+2. a logistic combiner of that score with the seq2seq model's answer (is the span in it, at which
+   rank) and (inputs 2) with the rule's pick and whether the span was ever seen in training, so that it
+   learns to lean on the rule where the corpus knows nothing, fitted on the validation split, which the
+   seq2seq model never trained on;
+3. a threshold and whether to drop spans nested in a chosen one, picked by cross-validated F1 on the
+   validation split.
+
+Both stages travel in the model directory (`span_selector.json`, `span_selector.skops`: skops, which
+loads only the types it is told to trust, not pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keyword_extractor.common.files import write_atomic
+from keyword_extractor.text.keywords import nested_in
+from keyword_extractor.text.metrics import score
+from keyword_extractor.text.morphology import token_end
+from keyword_extractor.text.span_features import LATEST_FEATURE_SET, ParsedQuestion, SpanCounts, span_features
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "span_selector.json"
+SCORER_FILE = "span_selector.skops"
+TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+THRESHOLDS = tuple(round(0.25 + 0.05 * step, 2) for step in range(8))
+MIN_VALIDATION_QUESTIONS = 20
+SCORER_L2 = 3.0
+FORMAT_VERSION = 1
+# 1: the scorer and the seq2seq answer. 2: + the rule's pick, the span seen in training, the rule's pick of
+# an unseen span, the scorer's logit for an unseen span (benchmarks/README.md, "Transfer": +1.7 points
+# customs→general, +0.2 general→customs, −0.5 and +0.1 on the random splits, before feature set 3).
+COMBINER_INPUTS = (1, 2)
+LATEST_COMBINER_INPUTS = COMBINER_INPUTS[-1]
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, 1e-4, 1 - 1e-4)
+    return np.log(clipped / (1 - clipped))
+
+
+def _combiner_inputs(
+    question: ParsedQuestion,
+    spans: Sequence[str],
+    scores: np.ndarray,
+    model_keywords: Sequence[str],
+    counts: SpanCounts,
+    version: int = LATEST_COMBINER_INPUTS,
+) -> np.ndarray:
+    """[logit of the scorer, span in the model's answer, its rank there (0: absent), the product] and,
+    from version 2, [span in the rule's answer, span seen in training, rule's and unseen, logit if unseen].
+
+    An unseen span is where the scorer's corpus evidence is empty and the seq2seq model is weakest (a new
+    topic); the extra inputs let the combiner weigh the rule's pick there on its own.
+    """
+    if version not in COMBINER_INPUTS:
+        raise ValueError(f"unknown combiner inputs {version}; this version knows {COMBINER_INPUTS}")
+    rank = np.array([model_keywords.index(s) + 1 if s in model_keywords else 0 for s in spans], dtype=float)
+    chosen = (rank > 0).astype(float)
+    logit = _logit(scores)
+    columns = [logit, chosen, rank, chosen * logit]
+    if version >= 2:
+        rule = np.array([s in question.rule_keywords for s in spans], dtype=float)
+        unseen = np.array([counts.candidate[s] == 0 for s in spans], dtype=float)
+        columns += [rule, 1 - unseen, rule * unseen, unseen * logit]
+    return np.column_stack(columns)
+
+
+PLURAL_SUFFIX = "들"
+
+
+def without_plural(span: str, question: ParsedQuestion) -> str:
+    """The span without a plural `들` at its end (`학자들` → `학자`), as LABELLING.md writes keywords.
+
+    Only where Kiwi read the `들` as the suffix (XSN) and the rest is itself a candidate span: `1인당`
+    and `품목별` keep their suffix, and a name that ends in a noun with `들` (`서태지와 아이들`) stays whole.
+    """
+    if not span.endswith(PLURAL_SUFFIX) or span[: -len(PLURAL_SUFFIX)] not in question.spans:
+        return span
+    start = question.text.find(span)
+    end = start + len(span)
+    suffix_at_end = any(
+        t.form == PLURAL_SUFFIX and t.tag == "XSN" and token_end(t) == end and t.start >= start for t in question.tokens
+    )
+    return span[: -len(PLURAL_SUFFIX)] if suffix_at_end else span
+
+
+def choose(
+    question: ParsedQuestion, scored: Sequence[tuple[str, float]], threshold: float, drop_nested: bool, limit: int
+) -> list[str]:
+    """Spans above the threshold, best first, in question order, each without a plural `들`.
+
+    With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
+    nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept.
+    """
+    kept: list[str] = []
+    text = question.text
+    for span, probability in sorted(scored, key=lambda pair: -pair[1]):
+        if probability <= threshold:
+            break
+        span = without_plural(span, question)
+        if span in kept:
+            continue
+        if drop_nested and any(nested_in(span, other, text) or nested_in(other, span, text) for other in kept):
+            continue
+        kept.append(span)
+    kept.sort(key=question.text.find)
+    return kept[:limit]
+
+
+@dataclass
+class SpanSelector:
+    counts: SpanCounts
+    scorer: object  # sklearn HistGradientBoostingClassifier
+    combiner: tuple[list[float], float] | None  # (weights, bias) over _combiner_inputs; None: scorer alone
+    threshold: float
+    drop_nested: bool
+    report: dict
+    feature_set: int = LATEST_FEATURE_SET  # what the scorer was fitted on; stored with it
+    combiner_inputs: int = LATEST_COMBINER_INPUTS  # what the combiner was fitted on; stored with it
+
+    def span_probabilities(
+        self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]]
+    ) -> list[list[tuple[str, float]]]:
+        """Every candidate span of every question with its probability of being a keyword.
+
+        One scorer call for all the questions' spans: a call costs far more than a row.
+        """
+        featured = [span_features(question, self.counts, feature_set=self.feature_set) for question in parsed]
+        rows = [row for _, question_rows in featured for row in question_rows]
+        all_scores = self.scorer.predict_proba(np.asarray(rows))[:, 1] if rows else np.zeros(0)
+        results: list[list[tuple[str, float]]] = []
+        start = 0
+        for question, (spans, _), answer in zip(parsed, featured, model_keywords, strict=True):
+            scores = all_scores[start : start + len(spans)]
+            start += len(spans)
+            if spans and self.combiner is not None:
+                weights, bias = self.combiner
+                inputs = _combiner_inputs(question, spans, scores, list(answer), self.counts, self.combiner_inputs)
+                z = inputs @ np.asarray(weights) + bias
+                scores = 1 / (1 + np.exp(-z))
+            results.append(list(zip(spans, scores.tolist(), strict=True)))
+        return results
+
+    def select(
+        self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]], limit: int
+    ) -> list[list[str]]:
+        return [
+            choose(question, scored, self.threshold, self.drop_nested, limit)
+            for question, scored in zip(parsed, self.span_probabilities(parsed, model_keywords), strict=True)
+        ]
+
+    def save(self, model_dir: str | Path) -> None:
+        import skops.io
+
+        model_dir = Path(model_dir)
+        write_atomic(model_dir / SCORER_FILE, skops.io.dumps(self.scorer))
+        settings = {
+            "format_version": FORMAT_VERSION,
+            "threshold": self.threshold,
+            "drop_nested": self.drop_nested,
+            "feature_set": self.feature_set,
+            "combiner_inputs": self.combiner_inputs,
+            "combiner": None if self.combiner is None else {"weights": self.combiner[0], "bias": self.combiner[1]},
+            "report": self.report,
+            "counts": self.counts.to_dict(),
+        }
+        write_atomic(model_dir / SETTINGS_FILE, json.dumps(settings, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> SpanSelector | None:
+        """The directory's selector, or None when it has none (trained without, or before it existed)."""
+        model_dir = Path(model_dir)
+        if not (model_dir / SETTINGS_FILE).is_file():
+            return None
+        import skops.io  # here: importing it takes seconds, and a directory without a selector needs none
+
+        stored = json.loads((model_dir / SETTINGS_FILE).read_text())
+        if stored.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{model_dir / SETTINGS_FILE}: format {stored.get('format_version')}, expected 1")
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        scorer = skops.io.load(model_dir / SCORER_FILE, trusted=TRUSTED_TYPES)
+        if not isinstance(scorer, HistGradientBoostingClassifier):
+            found = type(scorer).__name__
+            raise TypeError(f"{model_dir / SCORER_FILE} holds a {found}, not a HistGradientBoostingClassifier")
+        combiner = stored["combiner"]
+        return cls(
+            counts=SpanCounts.from_dict(stored["counts"]),
+            scorer=scorer,
+            combiner=None if combiner is None else (combiner["weights"], combiner["bias"]),
+            threshold=stored["threshold"],
+            drop_nested=stored["drop_nested"],
+            report=stored.get("report", {}),
+            feature_set=stored.get("feature_set", 1),  # selectors stored before feature sets were set 1
+            combiner_inputs=stored.get("combiner_inputs", 1),  # ... and before combiner inputs, inputs 1
+        )
+
+
+def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], counts: SpanCounts, seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features, labels = [], []
+    unseen = counts.unseen()
+    for question, gold in zip(parsed, golds, strict=True):
+        spans, rows = span_features(question, counts, gold, feature_set=LATEST_FEATURE_SET)
+        features.extend(rows)
+        labels.extend(span in gold for span in spans)
+        # the same question again as if none of its spans had ever been seen: what a question on a topic
+        # the training data never covered looks like, so that the scorer learns what to trust then
+        spans, rows = span_features(question, unseen, feature_set=LATEST_FEATURE_SET)
+        features.extend(rows)
+        labels.extend(span in gold for span in spans)
+    if len(set(labels)) < 2:
+        return None
+    # l2_regularization 3: held-out F1 +0.8 and +1.1 points over none on two held-out 10% splits of
+    # data/train.tsv (seeds 7 and 11, each with its own seq2seq model); 0.3 and 10 scored lower on both.
+    scorer = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, l2_regularization=SCORER_L2, random_state=seed
+    )
+    return scorer.fit(np.asarray(features), np.asarray(labels))
+
+
+def _best_rule(
+    parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], scored: list[list[tuple[str, float]]], limit: int
+) -> tuple[float, float, bool]:
+    """(F1, threshold, drop_nested) that score best on these questions."""
+    best = (-1.0, 0.5, True)
+    for threshold in THRESHOLDS:
+        for drop_nested in (False, True):
+            answers = [choose(q, s, threshold, drop_nested, limit) for q, s in zip(parsed, scored, strict=True)]
+            best = max(best, (score(golds, answers).f1, threshold, drop_nested))
+    return best
+
+
+def fit(
+    train: Sequence[ParsedQuestion],
+    train_golds: Sequence[Sequence[str]],
+    val: Sequence[ParsedQuestion],
+    val_golds: Sequence[Sequence[str]],
+    val_model_keywords: Sequence[Sequence[str]],
+    limit: int,
+    seed: int,
+) -> SpanSelector | None:
+    """Fit both stages; None when the data cannot support it (one class only, too few questions)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    counts = SpanCounts.count(train, train_golds)
+    scorer = _fit_scorer(train, train_golds, counts, seed)
+    if scorer is None or len(val) < MIN_VALIDATION_QUESTIONS:
+        log.info("span selector not fitted: %d training and %d validation questions", len(train), len(val))
+        return None
+    alone = SpanSelector(counts, scorer, None, 0.5, True, {})
+    scored = alone.span_probabilities(val, val_model_keywords)
+    inputs = [
+        _combiner_inputs(question, [s for s, _ in pairs], np.array([p for _, p in pairs]), list(answer), counts)
+        for question, pairs, answer in zip(val, scored, val_model_keywords, strict=True)
+    ]
+    labels = [np.array([s in gold for s, _ in pairs]) for pairs, gold in zip(scored, val_golds, strict=True)]
+    stacked, stacked_labels = np.vstack([x for x in inputs if len(x)]), np.concatenate(labels)
+    if len(set(stacked_labels.tolist())) < 2:
+        return None
+    # the combiner's threshold is picked on out-of-fold probabilities, then it is refitted on all rows
+    out_of_fold: list[np.ndarray] = [np.zeros(len(x)) for x in inputs]
+    folds = KFold(n_splits=5, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in folds.split(np.arange(len(val))):
+        x = np.vstack([inputs[i] for i in fit_rows if len(inputs[i])])
+        y = np.concatenate([labels[i] for i in fit_rows])
+        if len(set(y.tolist())) < 2:
+            continue
+        model = LogisticRegression(max_iter=1000).fit(x, y)
+        for i in held_rows:
+            if len(inputs[i]):
+                out_of_fold[i] = model.predict_proba(inputs[i])[:, 1]
+    combined = [
+        list(zip([s for s, _ in pairs], probabilities.tolist(), strict=True))
+        for pairs, probabilities in zip(scored, out_of_fold, strict=True)
+    ]
+    f1, threshold, drop_nested = _best_rule(val, val_golds, combined, limit)
+    final = LogisticRegression(max_iter=1000).fit(stacked, stacked_labels)
+    seq2seq_f1 = score(val_golds, val_model_keywords).f1
+    rule_f1 = score(val_golds, [list(q.rule_keywords) for q in val]).f1
+    report = {
+        "validation_questions": len(val),
+        "training_questions": len(train),
+        "val_f1_seq2seq": round(seq2seq_f1, 4),
+        "val_f1_selected_cross_validated": round(f1, 4),
+        "val_f1_baseline": round(rule_f1, 4),
+    }
+    log.info(
+        "span selector: validation F1 %.4f cross-validated (seq2seq alone %.4f, Kiwi rule %.4f), threshold %.2f%s",
+        f1,
+        seq2seq_f1,
+        rule_f1,
+        threshold,
+        ", nested spans dropped" if drop_nested else "",
+    )
+    weights = [float(w) for w in final.coef_[0]]
+    if not all(math.isfinite(w) for w in weights):
+        return None
+    return SpanSelector(counts, scorer, (weights, float(final.intercept_[0])), threshold, drop_nested, report)

@@ -1,0 +1,77 @@
+"""The core's wings import one way: a wing imports only from the wings below it, and never integrations.
+
+The order is drawn in `keyword_extractor/__init__.py`; this test holds the code to it, lazy imports
+inside functions included.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from keyword_extractor.common.paths import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "keyword_extractor"
+# bottom first; wings on the same level may not import each other
+LEVELS = (("common",), ("text",), ("data",), ("model",), ("inference",), ("training", "evaluation"))
+LEVEL = {wing: height for height, wings in enumerate(LEVELS) for wing in wings}
+
+
+def _imported_wings(path: Path) -> set[str]:
+    """The first-level parts of keyword_extractor that a module imports, wherever the import stands."""
+    wings = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] != "keyword_extractor":
+                continue
+            if len(parts) > 1:
+                wings.add(parts[1])
+            else:
+                wings.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            wings.update(a.name.split(".")[1] for a in node.names if a.name.startswith("keyword_extractor."))
+    return wings
+
+
+def upward_imports(package: Path = PACKAGE) -> list[str]:
+    problems = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if len(relative.parts) < 2 or relative.parts[0] == "integrations":
+            continue
+        wing = relative.parts[0]
+        for target in sorted(_imported_wings(path) - {wing, "__version__"}):
+            if target == "integrations":
+                problems.append(f"{relative} imports integrations (only integrations import the wings)")
+            elif target not in LEVEL:
+                problems.append(f"{relative} imports keyword_extractor.{target}, which belongs to no wing")
+            elif LEVEL[target] >= LEVEL[wing]:
+                problems.append(f"{relative} ({wing}) imports {target}, which is not below it")
+    return problems
+
+
+def test_every_module_of_the_core_is_in_a_wing():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert loose == []
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")} == {*LEVEL, "integrations"}
+
+
+def test_wings_import_only_downwards():
+    assert upward_imports() == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path):
+    """The check itself can fail: a planted model → training import, lazy, inside a function."""
+    for wing in LEVEL:
+        (tmp_path / wing).mkdir()
+    (tmp_path / "model" / "planted.py").write_text(
+        "def f():\n"
+        "    from keyword_extractor.training.run import train\n"
+        "    from keyword_extractor import integrations\n"
+    )
+    (tmp_path / "text" / "fine.py").write_text("from keyword_extractor.common.files import write_atomic\n")
+    assert upward_imports(tmp_path) == [
+        "model/planted.py imports integrations (only integrations import the wings)",
+        "model/planted.py (model) imports training, which is not below it",
+    ]
