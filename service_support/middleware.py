@@ -8,7 +8,7 @@ import json
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service_support.settings import OPEN_PATHS, SETTINGS
+from service_support.settings import OPEN_PATHS
 
 
 def readable_errors(detail: list[dict]) -> str:
@@ -20,10 +20,10 @@ def readable_errors(detail: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _authorized(header: bytes) -> bool:
+def _authorized(header: bytes, api_token: str) -> bool:
     """Whether an Authorization header carries the API token (compared in constant time)."""
     scheme, _, token = header.decode("latin-1").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), SETTINGS.api_token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_token.encode())
 
 
 async def _buffered_body(receive: Receive, limit: int) -> list[Message] | None:
@@ -59,8 +59,17 @@ class RequestGuard:
 
     ACCEPTED = (b"", b"application/json")
 
-    def __init__(self, app: ASGIApp, paths: tuple[str, ...] = ("/extract", "/extract_batch")) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_token: str,
+        max_body_bytes: int,
+        paths: tuple[str, ...] = ("/extract", "/extract_batch"),
+    ) -> None:
+        """`api_token` ('' for none) and `max_body_bytes`: the service's settings (`ServiceSettings`)."""
         self.app = app
+        self.api_token = api_token
+        self.max_body_bytes = max_body_bytes
         self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,25 +78,25 @@ class RequestGuard:
             return
         headers = dict(scope["headers"])
         if (
-            SETTINGS.api_token
+            self.api_token
             and scope["path"] not in OPEN_PATHS
-            and not _authorized(headers.get(b"authorization", b""))
+            and not _authorized(headers.get(b"authorization", b""), self.api_token)
         ):
             error = "missing or wrong API token: send 'Authorization: Bearer <KEYWORD_API_TOKEN>'"
             response = JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
-        limit = f"{SETTINGS.max_body_bytes:,} bytes (KEYWORD_MAX_BODY_BYTES)"
+        limit = f"{self.max_body_bytes:,} bytes (KEYWORD_MAX_BODY_BYTES)"
         too_large = JSONResponse(
             {"error": f"request body larger than {limit}: send fewer texts"},
             status_code=413,
         )
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > SETTINGS.max_body_bytes):
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body_bytes):
             await too_large(scope, receive, send)
             return
         if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            messages = await _buffered_body(receive, SETTINGS.max_body_bytes)
+            messages = await _buffered_body(receive, self.max_body_bytes)
             if messages is None:
                 await too_large(scope, receive, send)
                 return

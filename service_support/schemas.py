@@ -1,4 +1,9 @@
-"""The service's request and response bodies (its OpenAPI schema), bounded by the service settings."""
+"""The service's request and response bodies (its OpenAPI schema), bounded by the service settings.
+
+Pydantic only (no BentoML): the app and scripts import the same types. The two limits a request body
+has are read once from the environment (`KEYWORD_MAX_TEXT_CHARS`, `KEYWORD_MAX_BATCH_TEXTS`) through
+`ServiceSettings`, because a type's bounds are fixed when it is defined.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, SETTINGS
+from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, load_settings
 
-MAX_TEXT_CHARS, MAX_BATCH_TEXTS = SETTINGS.max_text_chars, SETTINGS.max_batch_texts
+_LIMITS = load_settings()
+MAX_TEXT_CHARS, MAX_BATCH_TEXTS = _LIMITS.max_text_chars, _LIMITS.max_batch_texts
 
 
 # "Not blank" spelled out once, for the validator and for the OpenAPI pattern alike: Python's `str.strip`
