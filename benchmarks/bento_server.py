@@ -1,7 +1,7 @@
 """Serve the keyword Bento for benchmarks, and tell its processes apart.
 
 The model directory is imported into a temporary BENTOML_HOME and served from the project directory
-with `tests.bento_process` (127.0.0.1, a free port, a process group of its own).
+with `service_support.local_server` (127.0.0.1, a free port, a process group of its own).
 Environment overrides (`KEYWORD_*`) are passed through, so the same model can be measured under
 different serving settings.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.bento_process import ServerProcess, bentoml_env, import_model, start_bento, stop_bento
+from service_support.local_server import ServerProcess, bentoml_env, import_model, start_bento, stop_bento
 
 
 def role(process: psutil.Process) -> str:

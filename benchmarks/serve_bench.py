@@ -42,7 +42,7 @@ import psutil
 
 from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.common.paths import PROJECT_ROOT
-from tests.bento_process import free_port
+from service_support.local_server import free_port
 
 CONCURRENCY = (1, 16)
 EMULATION_DIR = Path(__file__).resolve().parent / "avx2_emulation"

@@ -31,7 +31,7 @@ from benchmarks import bento_server
 from keyword_extractor.common.cpu_info import describe_cpu
 from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
-from tests.bento_process import ServerProcess
+from service_support.local_server import ServerProcess
 
 MIB = 1 << 20
 

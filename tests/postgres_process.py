@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.bento_process import free_port
+from service_support.local_server import free_port
 
 USER = "keywords"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bento_process import free_port
+from service_support.local_server import free_port
 from tests.conftest import PROJECT_ROOT
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))

@@ -39,7 +39,7 @@ from app_support.question_files import (
 )
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text.keywords import is_grounded
-from tests.bento_process import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
+from service_support.local_server import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV
 
 APP = str(PROJECT_ROOT / "app.py")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from tests.bento_process import bentoml_env, import_model
+from service_support.local_server import bentoml_env, import_model
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow

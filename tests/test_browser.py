@@ -21,7 +21,7 @@ import pytest
 from app_support import client
 from app_support.client import Options
 from keyword_extractor.text.keywords import is_grounded
-from tests.bento_process import ServerProcess, free_port
+from service_support.local_server import ServerProcess, free_port
 from tests.conftest import PROJECT_ROOT
 from tests.test_app import QUESTIONS, shared_service
 

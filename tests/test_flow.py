@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from keyword_extractor.integrations import tracking
 from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
-from tests.bento_process import bentoml_env, start_bento, stop_bento
+from service_support.local_server import bentoml_env, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TRAIN_TSV, prefect_env
 
 # no int8 check at export in the small runs (it decodes the validation rows twice); the e2e run turns it on

@@ -75,3 +75,18 @@ def test_the_check_sees_an_upward_import(tmp_path):
         "model/planted.py imports integrations (only integrations import the wings)",
         "model/planted.py (model) imports training, which is not below it",
     ]
+
+
+def test_product_code_imports_nothing_from_the_tests():
+    """Benchmarks, flows, tasks, the service and the app stand on their own: `tests/` is imported by no one."""
+    product = [PROJECT_ROOT / name for name in ("service.py", "app.py")]
+    for folder in ("keyword_extractor", "benchmarks", "flows", "tasks", "service_support", "app_support", "scripts"):
+        product.extend((PROJECT_ROOT / folder).rglob("*.py"))
+    offenders = []
+    for path in product:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if any(name == "tests" or name.startswith("tests.") for name in names):
+                offenders.append(str(path.relative_to(PROJECT_ROOT)))
+    assert offenders == []

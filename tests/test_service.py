@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text.keywords import is_grounded
-from tests.bento_process import bentoml_env, import_model, start_bento, stop_bento
+from service_support.local_server import bentoml_env, import_model, start_bento, stop_bento
 from tests.conftest import PROJECT_ROOT, TEST_TSV, prefect_env
 
 pytestmark = pytest.mark.slow  # starts real servers; deselect with -m "not slow"

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from app_support import client as service_client
-from tests.bento_process import bentoml_env, import_model, start_bento, stop_bento
+from service_support.local_server import bentoml_env, import_model, start_bento, stop_bento
 
 pytestmark = pytest.mark.slow
 

@@ -170,7 +170,7 @@ def test_ddp_on_two_cpu_processes_produces_exactly_one_export(tmp_path):
 def test_torchrun_launches_two_cpu_ranks_that_share_one_base_and_one_export(tmp_path):
     """torchrun (the multi-node launcher) instead of Lightning's: the ranks start together, so they must
     not both build the base model into the same folder, and only global rank 0 exports."""
-    from tests.bento_process import free_port
+    from service_support.local_server import free_port
 
     launcher = ["--nnodes", "1", "--nproc-per-node", "2", "--master-addr", "127.0.0.1"]
     result = run_module(
