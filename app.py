@@ -27,8 +27,8 @@ from app_support.question_files import (
     results_jsonl,
     too_long,
 )
+from service_support.settings import MAX_KEYWORDS  # the service's upper bound for `max_keywords`
 
-MAX_KEYWORDS_CAP = 10  # the service's upper bound for `max_keywords` (service.py)
 EXAMPLES = (
     "여행자 휴대품 면세한도는 얼마인가요?",
     "해외직구 물품 통관 진행 상황은 어디서 조회하나요?",
@@ -151,7 +151,7 @@ def sidebar() -> tuple[str, ModelInfo | None, str | None, Options]:
 
         st.header("Decoding")
         max_keywords = st.slider(
-            "Max keywords", 1, MAX_KEYWORDS_CAP, value=min(info.max_keywords, MAX_KEYWORDS_CAP), key="max_keywords"
+            "Max keywords", 1, MAX_KEYWORDS, value=min(info.max_keywords, MAX_KEYWORDS), key="max_keywords"
         )
         grounded = st.toggle(
             "Only keywords found in the question",

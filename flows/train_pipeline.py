@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from keyword_extractor.common.cli import add_model_options, model_from_args
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
-from keyword_extractor.common.results import TrainResult
+from keyword_extractor.common.results import CHAMPION, TrainResult
 from keyword_extractor.integrations import tracking
 from keyword_extractor.model.config import PRESETS, TrainConfig
 from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
@@ -48,7 +48,7 @@ class PipelineSummary(BaseModel):
         """The commands that show this run's result: runs in MLflow, the Bento over HTTP, the app."""
         if self.bento_tag:
             serve = f"bentoml serve {self.bento_tag}"
-        elif self.alias != "champion":
+        elif self.alias != CHAMPION:
             serve = "bentoml serve  # serves the last Bento built, if any: this run's model was not promoted"
         else:
             serve = "bentoml serve  # from the project directory"

@@ -18,6 +18,7 @@ import os
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from keyword_extractor.common.results import CHAMPION
 from keyword_extractor.integrations import bento_models
 
 ARTIFACT_KEY = "bento"
@@ -32,7 +33,7 @@ def build_bento(
     promoted: bool = True,
     only_if_promoted: bool = True,
     version: str | None = None,
-    alias: str = "champion",
+    alias: str = CHAMPION,
 ) -> str | None:
     """Import the registered model into BentoML and build its Bento; returns the Bento tag.
 

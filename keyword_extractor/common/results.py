@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 REGISTERED_MODEL = "keyword-extractor"  # the model's name in the MLflow registry
+CHAMPION, CHALLENGER = "champion", "challenger"  # its aliases: the version served, the last one that lost
 SUMMARY_FILE = "train_summary.json"  # a training run's TrainResult, in its output folder
 
 

@@ -36,7 +36,7 @@ from keyword_extractor.evaluation.report import (
     headline_text,
     write_outputs,
 )
-from keyword_extractor.model.artifact import SETTINGS_FILE
+from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE, SETTINGS_FILE
 from keyword_extractor.text.keywords import clean_keywords, format_keywords, parse_keywords
 from keyword_extractor.text.metrics import latency_summary, row_scores, score
 
@@ -161,7 +161,8 @@ def evaluate(
         from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
 
         baseline = KiwiNounPhraseBaseline()
-        baseline_preds, baseline_latency = _timed_batches(queries, batch_size or 32, baseline.extract_batch)
+        baseline_batch = batch_size or DEFAULT_BATCH_SIZE
+        baseline_preds, baseline_latency = _timed_batches(queries, baseline_batch, baseline.extract_batch)
         baseline_metrics = score(golds, baseline_preds, queries).as_dict()
 
     rows: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyword_extractor.common.files import split_lines
+from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE
 
 EXIT_BAD_INPUT = 2
 _UTF8_BOM = "\ufeff"
@@ -124,7 +125,7 @@ def predict_file(
     output_path: str | Path,
     *,
     column: str = "query",
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     overwrite: bool = False,
     extractor=None,
 ) -> tuple[int, int]:
@@ -175,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--column", default="query", help="question column of a .tsv input (default: query)")
     parser.add_argument("--output", required=True, type=Path, help=".jsonl to write; continued if it exists")
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="questions per model call and per write (default: 32)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"questions per model call and per write (default: {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument("--overwrite", action="store_true", help="discard an existing output instead of resuming it")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keyword_extractor.common.paths import PROJECT_ROOT
-from keyword_extractor.common.results import REGISTERED_MODEL
+from keyword_extractor.common.results import CHALLENGER, CHAMPION, REGISTERED_MODEL
 from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def import_model_dir(
     return str(model.tag)
 
 
-def registered_version(alias: str | None = "champion", version: str | int | None = None) -> ModelVersion:
+def registered_version(alias: str | None = CHAMPION, version: str | int | None = None) -> ModelVersion:
     """The registered version `version`, else the one behind `alias`, from the configured MLflow store."""
     import mlflow
     from mlflow import MlflowClient
@@ -117,7 +117,7 @@ def registered_version(alias: str | None = "champion", version: str | int | None
 
 
 def model_dir_from_registry(
-    alias: str | None = "champion", version: str | int | None = None, dst_path: str | Path | None = None
+    alias: str | None = CHAMPION, version: str | int | None = None, dst_path: str | Path | None = None
 ) -> tuple[Path, ModelVersion]:
     """Download a registered version (by `version`, else by `alias`); returns (model directory, ModelVersion)."""
     import mlflow
@@ -134,7 +134,7 @@ def model_dir_from_registry(
     return found.parent, info
 
 
-def import_from_registry(alias: str | None = "champion", version: str | int | None = None) -> str:
+def import_from_registry(alias: str | None = CHAMPION, version: str | int | None = None) -> str:
     """Import a registered version into the BentoML store, labelled with where it came from; returns the tag.
 
     A version imported before is found by its labels and not downloaded again.
@@ -143,7 +143,7 @@ def import_from_registry(alias: str | None = "champion", version: str | int | No
 
     info = registered_version(alias, version)
     aliases = set(getattr(info, "aliases", []) or [])
-    preferred = [a for a in (alias, "champion", "challenger") if a and a in aliases]
+    preferred = [a for a in (alias, CHAMPION, CHALLENGER) if a and a in aliases]
     labels = {
         "registered_model": registry.REGISTERED_MODEL,
         "mlflow_version": str(info.version),
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     local.add_argument("--model-dir", required=True, type=Path, help="directory with keyword_extractor.json")
     local.add_argument("--label", action="append", default=[], help="KEY=VALUE label (repeatable)")
     remote = commands.add_parser("import-registry", help="import a registered MLflow version; prints the tag")
-    remote.add_argument("--alias", default="champion", help="registry alias (default: champion)")
+    remote.add_argument("--alias", default=CHAMPION, help=f"registry alias (default: {CHAMPION})")
     remote.add_argument("--version", help="registered version (wins over --alias)")
     build = commands.add_parser("build", help="build the Bento around a stored model; prints the Bento tag")
     build.add_argument("--model-tag", required=True, help="BentoML model tag, e.g. keyword-extractor:abc123")

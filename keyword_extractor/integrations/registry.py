@@ -21,12 +21,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from keyword_extractor.common.paths import CORE_PACKAGE
-from keyword_extractor.common.results import REGISTERED_MODEL, Registration
+from keyword_extractor.common.results import CHALLENGER, CHAMPION, REGISTERED_MODEL, Registration
 from keyword_extractor.model.artifact import MODEL_DIR_ARTIFACT, SETTINGS_FILE, InferenceSettings
 
 log = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 INPUT_EXAMPLE = ["여행자 휴대품 면세한도는 얼마인가요?", "세종대왕이 훈민정음을 반포한 해는 언제인가?"]
 
 

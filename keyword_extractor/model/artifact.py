@@ -36,6 +36,9 @@ PRECISION_REQUESTS: tuple[str, ...] = get_args(PrecisionRequest)
 QUANTIZE_ENV = "KEYWORD_QUANTIZE"
 
 
+DEFAULT_BATCH_SIZE = 32  # questions per model call, unless a model directory or a caller says otherwise
+
+
 def requested_precision(quantize: str | None = None) -> str:
     """'auto', 'off' or 'int8': the argument, else KEYWORD_QUANTIZE, else 'auto'."""
     source = "quantize" if quantize is not None else QUANTIZE_ENV
@@ -64,7 +67,7 @@ class InferenceSettings:
     filter_ungrounded: bool = True  # drop keywords the grounding does not allow (a safety net after decoding)
     max_keywords: int = 6
     separator: str = ", "
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
     base_model: str = ""
     # Whether row-wise int8 Linear layers (keyword_extractor.model.int8_linear) may serve this model on CPU: what
     # training can know (its validation F1 check, keyword_extractor.training.cpu_precision). Whether they are used

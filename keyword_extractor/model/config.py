@@ -210,7 +210,7 @@ class TrainConfig(BaseModel):
         json_schema_extra=_group("export"),
     )
     grounding: Grounding = Field(
-        "morphemes",
+        InferenceSettings.grounding,
         description="decoding constraint stored with the model (and used for val_f1): 'morphemes' allows only "
         "whole spans of the question's Kiwi words, 'substrings' any substring, 'off' anything",
         json_schema_extra=_group("export"),
