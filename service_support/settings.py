@@ -10,6 +10,7 @@ app and scripts can share the settings and the request types (`service_support.s
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import textwrap
@@ -151,5 +152,22 @@ def documentation(width: int = 100) -> str:
     return "\n".join(entries)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m service_support.settings",
+        description="Print every KEYWORD_* variable of the service: how it is written, its default, what it does. "
+        "With --check, also read them from this environment and say whether the service would start.",
+    )
+    parser.add_argument("--check", action="store_true", help="validate the current environment's values")
+    args = parser.parse_args(argv)
     print(documentation())
+    if args.check:
+        try:
+            settings = load_settings()
+        except ValueError as error:
+            raise SystemExit(f"the service would not start: {error}") from None
+        print(f"\nthis environment is valid: {settings!r}")
+
+
+if __name__ == "__main__":
+    main()
