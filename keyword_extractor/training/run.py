@@ -209,20 +209,17 @@ def log_metrics(loggers: list[Logger], metrics: dict[str, float]) -> None:
                 logger.experiment.log_metric(logger.run_id, name, value)
 
 
-def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None = None) -> TrainResult | None:
-    """Run training; returns the result on rank 0 and None on the other ranks."""
-    started = time.time()
-    output_dir = Path(job.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+def prepare_process(config: TrainConfig) -> None:
+    """Seed, TF32 on GPUs, and this process's share of the CPU cores."""
     pl.seed_everything(config.seed, workers=True)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
     share_cpu_cores(config)
-    base_dir = prepare_base(config, job)
-    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+
+def build_datamodule(config: TrainConfig, job: TrainJob, tokenizer) -> KeywordDataModule:
+    """The training and validation rows, encoded as the tokenizer and the length limits say."""
     settings = EncodingSettings.from_tokenizer(tokenizer, config.max_source_length, config.max_target_length)
     datamodule = KeywordDataModule(
         tokenizer,
@@ -238,13 +235,39 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
         augment_copies=config.augment_copies,
     )
     datamodule.setup("fit")
-    inference = InferenceSettings(
+    return datamodule
+
+
+def inference_settings(config: TrainConfig, datamodule: KeywordDataModule) -> InferenceSettings:
+    """What the exported directory stores for inference; the generation cap sized from the training targets."""
+    return InferenceSettings(
         max_source_length=config.max_source_length,
         num_beams=config.num_beams,
         max_new_tokens=max_new_tokens_for(datamodule.labelled_target_lengths(), cap=config.max_new_tokens),
         base_model=config.base_model,
         grounding=config.grounding,
     )
+
+
+def resume_checkpoint(job: TrainJob, output_dir: Path) -> str | None:
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if job.resume and not last.is_file():
+        log.warning("resume asked for but %s does not exist; starting from scratch", last)
+    return str(last) if job.resume and last.is_file() else None
+
+
+def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None = None) -> TrainResult | None:
+    """Run training; returns the result on rank 0 and None on the other ranks."""
+    started = time.time()
+    output_dir = Path(job.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    prepare_process(config)
+    base_dir = prepare_base(config, job)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    datamodule = build_datamodule(config, job, tokenizer)
+    inference = inference_settings(config, datamodule)
     loggers: list[Logger] = [CSVLogger(output_dir, name="logs"), *mlflow_loggers(job), *(extra_loggers or [])]
     val_f1 = validation_f1(config, tokenizer, datamodule, inference)
     trainer, checkpoint = build_trainer(config, output_dir, loggers, val_f1)
@@ -256,13 +279,31 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     # The schedule always spans the planned epochs: max_steps stops early (like an
     # interruption) and a resume then continues the very same schedule.
     module = KeywordSeq2Seq(str(base_dir), config.model_dump(), total_steps=steps)
-    last = output_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if job.resume and last.is_file() else None
-    if job.resume and resume_from is None:
-        log.warning("resume asked for but %s does not exist; starting from scratch", last)
+    resume_from = resume_checkpoint(job, output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return None
+    result = after_fit(config, output_dir, checkpoint, datamodule, inference, loggers)
+    run = {"epochs_run": trainer.current_epoch, "resumed_from": resume_from, "seconds": round(time.time() - started, 1)}
+    result = result.model_copy(update=run)
+    write_atomic(output_dir / SUMMARY_FILE, result.model_dump_json(indent=2))
+    best = result.best_val_f1 if config.select_by == VAL_F1 else result.best_val_loss
+    print(f"exported model to {result.model_dir} (best {config.select_by} {best}, {result.seconds}s)")
+    return result
+
+
+def after_fit(
+    config: TrainConfig,
+    output_dir: Path,
+    checkpoint: ModelCheckpoint,
+    datamodule: KeywordDataModule,
+    inference: InferenceSettings,
+    loggers: list[Logger],
+) -> TrainResult:
+    """Export the best checkpoint, fit its span selector, decide whether int8 may serve it (rank 0).
+
+    The run's epochs, time and resume point are the caller's to fill in.
+    """
     best = checkpoint.best_model_path or checkpoint.last_model_path
     from keyword_extractor.training.export import export_checkpoint
 
@@ -274,19 +315,16 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     if int8_check:
         log_metrics(loggers, {"val_f1_fp32": int8_check.fp32_f1, "val_f1_int8": int8_check.int8_f1})
     best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
-    result = TrainResult(
+    return TrainResult(
         model_dir=str(model_dir.resolve()),
         best_checkpoint=str(Path(best).resolve()),
         best_val_loss=best_score if config.select_by == "val_loss" else None,
         best_val_f1=best_score if config.select_by == VAL_F1 else None,
-        epochs_run=trainer.current_epoch,
-        seconds=round(time.time() - started, 1),
-        resumed_from=resume_from,
+        epochs_run=0,
+        seconds=0.0,
+        resumed_from=None,
         output_dir=str(output_dir.resolve()),
         int8_allowed=InferenceSettings.load(model_dir).int8_allowed,
         int8_check=int8_check.as_dict() if int8_check else None,
         span_selector=selector_report,
     )
-    write_atomic(output_dir / SUMMARY_FILE, result.model_dump_json(indent=2))
-    print(f"exported model to {result.model_dir} (best {config.select_by} {best_score}, {result.seconds}s)")
-    return result
