@@ -21,6 +21,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,72 @@ def _row_scores(prefix: str, gold: list[str], pred: list[str]) -> dict[str, floa
     return {f"{prefix}_precision": precision, f"{prefix}_recall": recall, f"{prefix}_f1": f1}
 
 
+@dataclass
+class _Answers:
+    """One extractor's answers on the test questions, with their metrics and latency."""
+
+    predictions: list[list[str]]
+    metrics: dict[str, float]
+    latency: dict[str, float]
+    batch_size: int
+    device: str | None = None
+    precision: dict | None = None
+    seq2seq_metrics: dict[str, float] | None = None
+
+
+def _model_answers(
+    model_dir: Path, queries: list[str], golds: list[list[str]], batch_size: int | None, device: str | None
+) -> _Answers:
+    from keyword_extractor.inference.extractor import KeywordExtractor  # torch: only when a model is evaluated
+
+    extractor = KeywordExtractor(model_dir, device=device)
+    batch_size = batch_size or extractor.settings.batch_size
+    predictions, latency = _timed_batches(
+        queries, batch_size, lambda chunk: extractor.extract(chunk, batch_size=len(chunk))
+    )
+    seq2seq_metrics = None
+    if extractor.selector is not None:
+        seq2seq = extractor.extract(queries, batch_size=batch_size, select_spans=False)
+        seq2seq_metrics = score(golds, seq2seq, queries).as_dict()
+    return _Answers(
+        predictions,
+        score(golds, predictions, queries).as_dict(),
+        latency,
+        batch_size,
+        str(extractor.device),
+        extractor.precision.as_dict(),
+        seq2seq_metrics,
+    )
+
+
+def _baseline_answers(queries: list[str], golds: list[list[str]], batch_size: int) -> _Answers:
+    from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
+
+    baseline = KiwiNounPhraseBaseline()
+    predictions, latency = _timed_batches(queries, batch_size, baseline.extract_batch)
+    return _Answers(predictions, score(golds, predictions, queries).as_dict(), latency, batch_size)
+
+
+def _rows(
+    queries: list[str], golds: list[list[str]], lines: list[int], model: _Answers | None, baseline: _Answers | None
+) -> list[dict[str, Any]]:
+    """predictions.tsv's rows: the question, gold, each answer and its per-row scores, the file line."""
+    rows: list[dict[str, Any]] = []
+    for index, (query, gold) in enumerate(zip(queries, golds, strict=True)):
+        row: dict[str, Any] = {"query": query, "gold": format_keywords(gold)}
+        if model is not None:
+            row["predicted"] = format_keywords(model.predictions[index])
+        if baseline is not None:
+            row["baseline"] = format_keywords(baseline.predictions[index])
+        if model is not None:
+            row.update(_row_scores("model", gold, model.predictions[index]))
+        if baseline is not None:
+            row.update(_row_scores("baseline", gold, baseline.predictions[index]))
+        row["line"] = lines[index]
+        rows.append(row)
+    return rows
+
+
 def evaluate(
     test_path: str | Path,
     output_dir: str | Path,
@@ -140,67 +207,31 @@ def evaluate(
     if model_dir is not None:
         model_dir = check_model_dir(model_dir)
 
-    model_preds = baseline_preds = None
-    model_metrics = baseline_metrics = latency = baseline_latency = seq2seq_metrics = None
-    device_name = precision = None
-    if model_dir is not None:
-        from keyword_extractor.inference.extractor import KeywordExtractor  # torch: only when a model is evaluated
-
-        extractor = KeywordExtractor(model_dir, device=device)
-        batch_size = batch_size or extractor.settings.batch_size
-        device_name = str(extractor.device)
-        precision = extractor.precision.as_dict()
-        model_preds, latency = _timed_batches(
-            queries, batch_size, lambda chunk: extractor.extract(chunk, batch_size=len(chunk))
-        )
-        model_metrics = score(golds, model_preds, queries).as_dict()
-        if extractor.selector is not None:
-            seq2seq_preds = extractor.extract(queries, batch_size=batch_size, select_spans=False)
-            seq2seq_metrics = score(golds, seq2seq_preds, queries).as_dict()
-    if include_baseline:
-        from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
-
-        baseline = KiwiNounPhraseBaseline()
-        baseline_batch = batch_size or DEFAULT_BATCH_SIZE
-        baseline_preds, baseline_latency = _timed_batches(queries, baseline_batch, baseline.extract_batch)
-        baseline_metrics = score(golds, baseline_preds, queries).as_dict()
-
-    rows: list[dict[str, Any]] = []
-    for index, (query, gold) in enumerate(zip(queries, golds, strict=True)):
-        row: dict[str, Any] = {"query": query, "gold": format_keywords(gold)}
-        if model_preds is not None:
-            row["predicted"] = format_keywords(model_preds[index])
-        if baseline_preds is not None:
-            row["baseline"] = format_keywords(baseline_preds[index])
-        if model_preds is not None:
-            row.update(_row_scores("model", gold, model_preds[index]))
-        if baseline_preds is not None:
-            row.update(_row_scores("baseline", gold, baseline_preds[index]))
-        row["line"] = lines[index]
-        rows.append(row)
-
+    model = _model_answers(model_dir, queries, golds, batch_size, device) if model_dir is not None else None
+    batch_size = model.batch_size if model is not None else batch_size
+    baseline = _baseline_answers(queries, golds, batch_size or DEFAULT_BATCH_SIZE) if include_baseline else None
     beats = (
-        model_metrics is not None
-        and baseline_metrics is not None
-        and model_metrics["f1"] > baseline_metrics["f1"]
-        and not math.isclose(model_metrics["f1"], baseline_metrics["f1"])
+        model is not None
+        and baseline is not None
+        and model.metrics["f1"] > baseline.metrics["f1"]
+        and not math.isclose(model.metrics["f1"], baseline.metrics["f1"])
     )
     result = EvaluationResult(
-        model_metrics=model_metrics,
-        baseline_metrics=baseline_metrics,
-        latency=latency,
-        baseline_latency=baseline_latency,
+        model_metrics=model.metrics if model else None,
+        baseline_metrics=baseline.metrics if baseline else None,
+        latency=model.latency if model else None,
+        baseline_latency=baseline.latency if baseline else None,
         paths={},
         test_path=str(Path(test_path).resolve()),
         test_digest=digest,
         n=len(queries),
         model_dir=str(Path(model_dir).resolve()) if model_dir is not None else None,
         batch_size=batch_size,
-        device=device_name,
-        precision=precision,
+        device=model.device if model else None,
+        precision=model.precision if model else None,
         beats_baseline=bool(beats),
-        rows=rows,
-        seq2seq_metrics=seq2seq_metrics,
+        rows=_rows(queries, golds, lines, model, baseline),
+        seq2seq_metrics=model.seq2seq_metrics if model else None,
     )
     write_outputs(result, output_dir)
     return result
