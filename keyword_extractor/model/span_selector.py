@@ -249,6 +249,40 @@ def _best_rule(
     return best
 
 
+def _out_of_fold_combined(inputs: list[np.ndarray], labels: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Each validation question's combined probabilities from a combiner fitted on the other four fifths."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    out_of_fold: list[np.ndarray] = [np.zeros(len(x)) for x in inputs]
+    for fit_rows, held_rows in KFold(n_splits=5, shuffle=True, random_state=seed).split(np.arange(len(inputs))):
+        x = np.vstack([inputs[i] for i in fit_rows if len(inputs[i])])
+        y = np.concatenate([labels[i] for i in fit_rows])
+        if len(set(y.tolist())) < 2:
+            continue
+        model = LogisticRegression(max_iter=1000).fit(x, y)
+        for i in held_rows:
+            if len(inputs[i]):
+                out_of_fold[i] = model.predict_proba(inputs[i])[:, 1]
+    return out_of_fold
+
+
+def _report(
+    training_questions: int,
+    val: Sequence[ParsedQuestion],
+    val_golds: Sequence[Sequence[str]],
+    val_model_keywords: Sequence[Sequence[str]],
+    selected_f1: float,
+) -> dict:
+    return {
+        "validation_questions": len(val),
+        "training_questions": training_questions,
+        "val_f1_seq2seq": round(score(val_golds, val_model_keywords).f1, 4),
+        "val_f1_selected_cross_validated": round(selected_f1, 4),
+        "val_f1_baseline": round(score(val_golds, [list(q.rule_keywords) for q in val]).f1, 4),
+    }
+
+
 def fit(
     train: Sequence[ParsedQuestion],
     train_golds: Sequence[Sequence[str]],
@@ -260,7 +294,6 @@ def fit(
 ) -> SpanSelector | None:
     """Fit both stages; None when the data cannot support it (one class only, too few questions)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold
 
     counts = SpanCounts.count(train, train_golds)
     scorer = _fit_scorer(train, train_golds, counts, seed)
@@ -278,37 +311,19 @@ def fit(
     if len(set(stacked_labels.tolist())) < 2:
         return None
     # the combiner's threshold is picked on out-of-fold probabilities, then it is refitted on all rows
-    out_of_fold: list[np.ndarray] = [np.zeros(len(x)) for x in inputs]
-    folds = KFold(n_splits=5, shuffle=True, random_state=seed)
-    for fit_rows, held_rows in folds.split(np.arange(len(val))):
-        x = np.vstack([inputs[i] for i in fit_rows if len(inputs[i])])
-        y = np.concatenate([labels[i] for i in fit_rows])
-        if len(set(y.tolist())) < 2:
-            continue
-        model = LogisticRegression(max_iter=1000).fit(x, y)
-        for i in held_rows:
-            if len(inputs[i]):
-                out_of_fold[i] = model.predict_proba(inputs[i])[:, 1]
+    out_of_fold = _out_of_fold_combined(inputs, labels, seed)
     combined = [
         list(zip([s for s, _ in pairs], probabilities.tolist(), strict=True))
         for pairs, probabilities in zip(scored, out_of_fold, strict=True)
     ]
     f1, threshold, drop_nested = _best_rule(val, val_golds, combined, limit)
     final = LogisticRegression(max_iter=1000).fit(stacked, stacked_labels)
-    seq2seq_f1 = score(val_golds, val_model_keywords).f1
-    rule_f1 = score(val_golds, [list(q.rule_keywords) for q in val]).f1
-    report = {
-        "validation_questions": len(val),
-        "training_questions": len(train),
-        "val_f1_seq2seq": round(seq2seq_f1, 4),
-        "val_f1_selected_cross_validated": round(f1, 4),
-        "val_f1_baseline": round(rule_f1, 4),
-    }
+    report = _report(len(train), val, val_golds, val_model_keywords, f1)
     log.info(
         "span selector: validation F1 %.4f cross-validated (seq2seq alone %.4f, Kiwi rule %.4f), threshold %.2f%s",
         f1,
-        seq2seq_f1,
-        rule_f1,
+        report["val_f1_seq2seq"],
+        report["val_f1_baseline"],
         threshold,
         ", nested spans dropped" if drop_nested else "",
     )
