@@ -113,54 +113,72 @@ def span_features(
     spans = list(dict.fromkeys(question.spans))
     own_gold = set(gold) if gold is not None else set()
     own = 1 if gold is not None else 0
-    rule = question.rule_keywords
     rows = []
     for span in spans:
-        rate, seen, kept = counts.rate(span, (own, int(span in own_gold)))
-        pieces = span.split(" ")
-        piece_rates = [
-            counts.rate(piece, (own if piece in spans else 0, int(piece in own_gold and piece in spans)))[0]
-            for piece in pieces
-        ]
+        row = _corpus_and_shape(question, spans, span, counts, own, own_gold) + _context(question, span)
         start = question.text.find(span)
-        end = start + len(span)
-        inside = [t for t in question.tokens if t.start >= start and token_end(t) <= end]
-        after = [t for t in question.tokens if t.start >= end]
-        before = [t for t in question.tokens if token_end(t) <= start]
-        row = [
-            float(span in rule),
-            rate,
-            math.log1p(seen),
-            float(kept > 0),
-            float(len(pieces)),
-            float(len(span)),
-            float("의 " in span),
-            start / max(1, len(question.text)),
-            min(piece_rates),
-            max(piece_rates),
-            piece_rates[-1],
-            float(any(other != span and span in other for other in rule)),
-            float(any(other != span and other in span for other in rule)),
-            float(len(spans)),
-            float(len(rule)),
-            float(bool(re.search(r"[0-9]", span))),
-            float(bool(re.search(r"[A-Za-z]", span))),
-            float(sum(1 for other in spans if other != span and span in other)),
-            float(sum(1 for other in spans if other != span and other in span)),
-            float(len(inside)),
-            float(after[0].start == end if after else True),
-            *_one_hot(inside[0].tag if inside else "NONE", EDGE_TAGS),
-            *_one_hot(inside[-1].tag if inside else "NONE", EDGE_TAGS),
-            *_one_hot(after[0].tag if after else "END", NEXT_TAGS),
-            *_one_hot(before[-1].tag if before else "START", PREVIOUS_TAGS),
-        ]
         if feature_set >= 2:
-            row.extend(_kiwi_scores(inside))
+            row.extend(_kiwi_scores(_tokens_inside(question, start, start + len(span))))
         if feature_set >= 3:
-            row.extend(_join_evidence(pieces))
-            row.extend(_quoting(question.text, start, end))
+            row.extend(_join_evidence(span.split(" ")))
+            row.extend(_quoting(question.text, start, start + len(span)))
         rows.append(row)
     return spans, rows
+
+
+def _corpus_and_shape(
+    question: ParsedQuestion, spans: Sequence[str], span: str, counts: SpanCounts, own: int, own_gold: set[str]
+) -> list[float]:
+    """Keep rates of the span and its words (own counts left out), its shape, the rule's pick around it."""
+    rule = question.rule_keywords
+    rate, seen, kept = counts.rate(span, (own, int(span in own_gold)))
+    pieces = span.split(" ")
+    piece_rates = [
+        counts.rate(piece, (own if piece in spans else 0, int(piece in own_gold and piece in spans)))[0]
+        for piece in pieces
+    ]
+    return [
+        float(span in rule),
+        rate,
+        math.log1p(seen),
+        float(kept > 0),
+        float(len(pieces)),
+        float(len(span)),
+        float("의 " in span),
+        question.text.find(span) / max(1, len(question.text)),
+        min(piece_rates),
+        max(piece_rates),
+        piece_rates[-1],
+        float(any(other != span and span in other for other in rule)),
+        float(any(other != span and other in span for other in rule)),
+        float(len(spans)),
+        float(len(rule)),
+        float(bool(re.search(r"[0-9]", span))),
+        float(bool(re.search(r"[A-Za-z]", span))),
+        float(sum(1 for other in spans if other != span and span in other)),
+        float(sum(1 for other in spans if other != span and other in span)),
+    ]
+
+
+def _tokens_inside(question: ParsedQuestion, start: int, end: int) -> list[Token]:
+    return [t for t in question.tokens if t.start >= start and token_end(t) <= end]
+
+
+def _context(question: ParsedQuestion, span: str) -> list[float]:
+    """Kiwi tags at the span's edges and right around it: a noun before `을`/`하다` vs a bound noun."""
+    start = question.text.find(span)
+    end = start + len(span)
+    inside = _tokens_inside(question, start, end)
+    after = [t for t in question.tokens if t.start >= end]
+    before = [t for t in question.tokens if token_end(t) <= start]
+    return [
+        float(len(inside)),
+        float(after[0].start == end if after else True),
+        *_one_hot(inside[0].tag if inside else "NONE", EDGE_TAGS),
+        *_one_hot(inside[-1].tag if inside else "NONE", EDGE_TAGS),
+        *_one_hot(after[0].tag if after else "END", NEXT_TAGS),
+        *_one_hot(before[-1].tag if before else "START", PREVIOUS_TAGS),
+    ]
 
 
 def _kiwi_scores(inside: Sequence[Token]) -> list[float]:
