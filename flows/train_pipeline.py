@@ -10,18 +10,20 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.states import Completed
+from prefect.states import Completed, State
 from pydantic import BaseModel
 
 from keyword_extractor.common.cli import add_model_options, model_from_args
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
-from keyword_extractor.common.results import CHAMPION, TrainResult
+from keyword_extractor.common.results import CHAMPION, EvaluationResult, Registration, TrainResult
 from keyword_extractor.integrations import tracking
 from keyword_extractor.model.config import PRESETS, TrainConfig
 from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
@@ -80,6 +82,95 @@ def default_run_name() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{name}"
 
 
+@dataclass(frozen=True)
+class PromotionGate:
+    """What the flow's caller asked of registration and packaging."""
+
+    margin: float
+    force: bool
+    build: bool
+    build_if_not_promoted: bool
+
+
+def register_and_build(
+    mlflow_run_id: str, model_dir: str, evaluation: EvaluationResult, test_file: Path, gate: PromotionGate
+) -> tuple[Registration, str | None]:
+    """Register the version through the quality gate, then package the champion as a Bento when asked."""
+    from tasks.bento import build_bento
+    from tasks.tracking import register_model
+
+    registration = register_model(
+        mlflow_run_id,
+        model_dir,
+        evaluation.f1,
+        evaluation.baseline_f1,
+        str(test_file),
+        evaluation.test_digest,
+        gate.margin,
+        gate.force,
+    )
+    if not gate.build:
+        return registration, None
+    return registration, build_bento(promoted=registration.promoted, only_if_promoted=not gate.build_if_not_promoted)
+
+
+def finish(
+    run_name: str,
+    run_dir: Path,
+    trained: TrainResult,
+    mlflow_run_id: str,
+    evaluation: EvaluationResult,
+    registration: Registration,
+    bento_tag: str | None,
+) -> PipelineSummary | State:
+    """The run's headline, logged (for `--watch` and `prefect flow-run logs`) and published as an artifact.
+
+    A version that was not promoted still ends a completed run (everything it was asked to do was done),
+    but in a state named NotPromoted, so that the run list in the UI, `prefect flow-run ls` and --watch
+    say at a glance that nothing new is being served.
+    """
+    log = get_run_logger()
+    log.info(
+        "F1 %.4f vs baseline %.4f; %s v%s is %s",
+        evaluation.f1,
+        evaluation.baseline_f1,
+        registration.name,
+        registration.version,
+        registration.alias,
+    )
+    summary = PipelineSummary(
+        run_name=run_name,
+        run_dir=str(run_dir),
+        model_dir=trained.model_dir,
+        best_val_loss=trained.best_val_loss,
+        best_val_f1=trained.best_val_f1,
+        train_seconds=trained.seconds,
+        mlflow_run_id=mlflow_run_id,
+        model_version=registration.version,
+        alias=registration.alias,
+        f1=evaluation.f1,
+        baseline_f1=evaluation.baseline_f1,
+        promotion=registration.decision,
+        bento_tag=bento_tag,
+    )
+    publish_summary(summary)
+    log.info(
+        "pipeline summary: F1 %.4f vs Kiwi baseline %.4f; %s v%s is %s; Bento %s; report %s/evaluation/report.md",
+        summary.f1,
+        summary.baseline_f1,
+        registration.name,
+        summary.model_version,
+        summary.alias,
+        summary.bento_tag or "not built",
+        summary.run_dir,
+    )
+    log.info("look at the result: %s", " ; ".join(summary.next_steps()))
+    if not registration.promoted:
+        log.warning("not promoted: %s", registration.decision)
+        return Completed(name=NOT_PROMOTED, message=registration.decision, data=summary)
+    return summary
+
+
 @flow(name="train-pipeline", log_prints=True)
 def train_pipeline(
     train_path: str = "data/train.tsv",
@@ -117,20 +208,16 @@ def train_pipeline(
         build_if_not_promoted: build a Bento of the champion even when this run's model was not promoted.
     """
     quiet_third_party_output()
-    # The steps are imported here, not at the top: they pull in torch, MLflow, BentoML and pandera, which
-    # `--help` and Prefect's parameter-schema pass never need.
-    from tasks.bento import build_bento
+    # imported here: the steps pull in torch, MLflow, BentoML and pandera, which --help never needs
     from tasks.evaluate import evaluate_model
     from tasks.finetune import fine_tune
-    from tasks.tracking import log_evaluation, open_tracking_run, register_model
+    from tasks.tracking import log_evaluation, open_tracking_run
     from tasks.validate import validate_data
 
-    log = get_run_logger()
-    root = PROJECT_ROOT
-    train_file, test_file = (root / train_path).resolve(), (root / test_path).resolve()
+    train_file, test_file = (PROJECT_ROOT / train_path).resolve(), (PROJECT_ROOT / test_path).resolve()
     run_name = run_name or default_run_name()
-    run_dir = (root / artifacts_dir / "runs" / run_name).resolve()
-    log.info("run %s: writing to %s", run_name, run_dir)
+    run_dir = (PROJECT_ROOT / artifacts_dir / "runs" / run_name).resolve()
+    get_run_logger().info("run %s: writing to %s", run_name, run_dir)
     validation = validate_data(
         str(train_file), str(test_file), str(run_dir / "validation"), max_query_chars, max_keywords
     )
@@ -142,61 +229,9 @@ def train_pipeline(
     log_evaluation(
         tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
     )
-    registration = register_model(
-        tracked.run_id,
-        trained.model_dir,
-        evaluation.f1,
-        evaluation.baseline_f1,
-        str(test_file),
-        evaluation.test_digest,
-        promotion_margin,
-        force_promotion,
-    )
-    bento_tag = (
-        build_bento(promoted=registration.promoted, only_if_promoted=not build_if_not_promoted) if build else None
-    )
-    log.info(
-        "F1 %.4f vs baseline %.4f; %s v%s is %s",
-        evaluation.f1,
-        evaluation.baseline_f1,
-        registration.name,
-        registration.version,
-        registration.alias,
-    )
-    summary = PipelineSummary(
-        run_name=run_name,
-        run_dir=str(run_dir),
-        model_dir=trained.model_dir,
-        best_val_loss=trained.best_val_loss,
-        best_val_f1=trained.best_val_f1,
-        train_seconds=trained.seconds,
-        mlflow_run_id=tracked.run_id,
-        model_version=registration.version,
-        alias=registration.alias,
-        f1=evaluation.f1,
-        baseline_f1=evaluation.baseline_f1,
-        promotion=registration.decision,
-        bento_tag=bento_tag,
-    )
-    publish_summary(summary)
-    # the same headline in the flow run's log, for `prefect deployment run --watch` and `prefect flow-run logs`
-    log.info(
-        "pipeline summary: F1 %.4f vs Kiwi baseline %.4f; %s v%s is %s; Bento %s; report %s/evaluation/report.md",
-        summary.f1,
-        summary.baseline_f1,
-        registration.name,
-        summary.model_version,
-        summary.alias,
-        summary.bento_tag or "not built",
-        summary.run_dir,
-    )
-    log.info("look at the result: %s", " ; ".join(summary.next_steps()))
-    if not registration.promoted:
-        # Still a completed run (everything it was asked to do was done), but named so that the run list
-        # in the UI, `prefect flow-run ls` and --watch say at a glance that nothing new is being served.
-        log.warning("not promoted: %s", registration.decision)
-        return Completed(name=NOT_PROMOTED, message=registration.decision, data=summary)
-    return summary
+    gate = PromotionGate(promotion_margin, force_promotion, build, build_if_not_promoted)
+    registration, bento_tag = register_and_build(tracked.run_id, trained.model_dir, evaluation, test_file, gate)
+    return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag)
 
 
 def build_parser() -> argparse.ArgumentParser:
