@@ -22,6 +22,7 @@ from app_support.question_files import (
     MAX_FILE_BYTES,
     MAX_QUESTIONS,
     QuestionFileError,
+    Questions,
     read_question_file,
     results_csv,
     results_jsonl,
@@ -252,6 +253,7 @@ def chat_tab(url: str, info: ModelInfo | None, options: Options) -> None:
 
 
 def batch_tab(url: str, info: ModelInfo | None, options: Options) -> None:
+    """Upload a file of questions, extract their keywords in chunks, show and download the results."""
     st.caption(
         f"Upload a **.txt** file (one question per line) or a **.csv** / **.tsv** file with a header row, "
         f"up to {MAX_QUESTIONS:,} questions and {MAX_FILE_BYTES // 2**20} MB, UTF-8."
@@ -263,13 +265,25 @@ def batch_tab(url: str, info: ModelInfo | None, options: Options) -> None:
         max_upload_size=MAX_FILE_BYTES // 2**20,
         label_visibility="collapsed",
     )
-    if uploaded is None:
+    picked = uploaded_questions(uploaded, info) if uploaded is not None else None
+    if picked is None:
         return
+    questions, column = picked
+    run_key = f"{uploaded.file_id}:{column}"
+    if st.button("Extract keywords", type="primary", icon=":material/play_arrow:", key="run_batch"):
+        run_batch(url, info, options, questions, run_key)
+    batch = st.session_state.get("batch")
+    if batch and batch["key"] == run_key:
+        batch_results(batch, options, uploaded.name.rsplit(".", 1)[0] or "questions")
+
+
+def uploaded_questions(uploaded, info: ModelInfo | None) -> tuple[Questions, str | None] | None:
+    """The file's questions and the column they came from; None (after saying why) when they cannot be sent."""
     try:
         questions_file = read_question_file(uploaded.name, uploaded.getvalue())
     except QuestionFileError as error:
         st.error(as_markdown_text(error.message), icon=":material/description:")
-        return
+        return None
     column = None
     if questions_file.columns:
         default = questions_file.default_column()
@@ -283,44 +297,46 @@ def batch_tab(url: str, info: ModelInfo | None, options: Options) -> None:
         questions = questions_file.questions(column)
     except QuestionFileError as error:
         st.error(as_markdown_text(error.message), icon=":material/table_rows:")
-        return
+        return None
     skipped = f" · {questions.blank:,} blank skipped" if questions.blank else ""
     st.caption(f"{len(questions.items):,} questions · {questions_file.encoding}{skipped}")
     if info is None:
         st.warning("The keyword service is not answering: see the message above.", icon=":material/cloud_off:")
-        return
+        return None
     if message := too_long(questions, info.max_text_chars):
         st.error(as_markdown_text(message), icon=":material/straighten:")
+        return None
+    return questions, column
+
+
+def run_batch(url: str, info: ModelInfo, options: Options, questions: Questions, run_key: str) -> None:
+    """Send the questions in chunks with a progress bar; the answers go to the session for `batch_results`."""
+    total = len(questions.items)
+    progress = st.progress(0.0, text=f"0 / {total:,} questions")
+
+    def on_progress(done: int, total: int) -> None:
+        progress.progress(done / total, text=f"{done:,} / {total:,} questions")
+
+    chunk_size = max(1, min(client.DEFAULT_CHUNK_SIZE, info.max_batch_texts))
+    try:
+        result = client.extract_batch(url, questions.texts, options, chunk_size=chunk_size, on_progress=on_progress)
+    except ServiceError as error:
+        progress.empty()
+        st.error(as_markdown_text(error.message), icon=":material/error:")
         return
+    progress.progress(1.0, text=f"Done: {total:,} questions in {format_duration(result.elapsed_s)}")
+    st.session_state.batch = {
+        "key": run_key,
+        "questions": questions,
+        "keywords": result.keywords,
+        "model": result.model,
+        "elapsed_s": result.elapsed_s,
+    }
+    st.session_state.batch_options = options
 
-    run_key = f"{uploaded.file_id}:{column}"
-    if st.button("Extract keywords", type="primary", icon=":material/play_arrow:", key="run_batch"):
-        total = len(questions.items)
-        progress = st.progress(0.0, text=f"0 / {total:,} questions")
 
-        def on_progress(done: int, total: int) -> None:
-            progress.progress(done / total, text=f"{done:,} / {total:,} questions")
-
-        chunk_size = max(1, min(client.DEFAULT_CHUNK_SIZE, info.max_batch_texts))
-        try:
-            result = client.extract_batch(url, questions.texts, options, chunk_size=chunk_size, on_progress=on_progress)
-        except ServiceError as error:
-            progress.empty()
-            st.error(as_markdown_text(error.message), icon=":material/error:")
-            return
-        progress.progress(1.0, text=f"Done: {total:,} questions in {format_duration(result.elapsed_s)}")
-        st.session_state.batch = {
-            "key": run_key,
-            "questions": questions,
-            "keywords": result.keywords,
-            "model": result.model,
-            "elapsed_s": result.elapsed_s,
-        }
-        st.session_state.batch_options = options
-
-    batch = st.session_state.get("batch")
-    if not batch or batch["key"] != run_key:
-        return
+def batch_results(batch: dict, options: Options, stem: str) -> None:
+    """The last run's figures, its table and the two downloads."""
     answered, keywords = batch["questions"], batch["keywords"]
     frame = pd.DataFrame({"line": [q.line for q in answered.items], "question": answered.texts, "keywords": keywords})
     if st.session_state.get("batch_options") != options:
@@ -344,26 +360,20 @@ def batch_tab(url: str, info: ModelInfo | None, options: Options) -> None:
             "keywords": st.column_config.ListColumn("Keywords", width="large"),
         },
     )
-    stem = uploaded.name.rsplit(".", 1)[0] or "questions"
     buttons = st.container(horizontal=True)
-    buttons.download_button(
-        "Download CSV",
-        results_csv(answered, keywords),
-        file_name=f"{stem}-keywords.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        on_click="ignore",
-        key="download_csv",
-    )
-    buttons.download_button(
-        "Download JSONL",
-        results_jsonl(answered, keywords),
-        file_name=f"{stem}-keywords.jsonl",
-        mime="application/jsonl",
-        icon=":material/download:",
-        on_click="ignore",
-        key="download_jsonl",
-    )
+    for label, content, suffix, mime in (
+        ("Download CSV", results_csv(answered, keywords), "csv", "text/csv"),
+        ("Download JSONL", results_jsonl(answered, keywords), "jsonl", "application/jsonl"),
+    ):
+        buttons.download_button(
+            label,
+            content,
+            file_name=f"{stem}-keywords.{suffix}",
+            mime=mime,
+            icon=":material/download:",
+            on_click="ignore",
+            key=f"download_{suffix}",
+        )
 
 
 # --- page ---------------------------------------------------------------------------------------------------
