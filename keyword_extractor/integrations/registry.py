@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 from filelock import FileLock
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from keyword_extractor.common.paths import CORE_PACKAGE
@@ -183,6 +184,60 @@ def version_description(model_dir: str | Path, f1: float, baseline_f1: float, te
     )
 
 
+def _version_of(
+    client: MlflowClient,
+    run_id: str,
+    existing: str | None,
+    model_dir: str | Path,
+    f1: float,
+    baseline_f1: float,
+    test_digest: str,
+) -> tuple[str, bool]:
+    """(version, created): the run's model registered now, or the version a stopped attempt left unfinished."""
+    if existing is not None:
+        log.info("run %s was registered as v%s, but its registration did not finish: finishing it", run_id, existing)
+        return existing, False
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        model_uri = log_pyfunc_model(model_dir)
+    tags = {"test_digest": test_digest, "test_f1": str(f1), "baseline_f1": str(baseline_f1)}
+    registered = mlflow.register_model(model_uri, REGISTERED_MODEL, tags=tags)
+    return _settle_duplicates(client, run_id, str(registered.version)), True
+
+
+def _gate(
+    client: MlflowClient,
+    version: str,
+    f1: float,
+    baseline_f1: float,
+    test_digest: str,
+    evaluate_f1: Callable[[str], float] | None,
+    margin: float,
+    force: bool,
+) -> tuple[bool, str, ModelVersion | None, float | None]:
+    """(promoted, decision, the champion it was compared with, that champion's F1 on this test set)."""
+    champion = _current_champion(client)
+    if champion is not None and str(champion.version) == version:  # the stopped attempt had promoted it
+        return True, f"promoted (F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}); finished on retry", None, None
+    champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
+    promoted, decision = promotion_decision(
+        f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
+    )
+    return promoted, decision, champion, champion_f1
+
+
+def _log_decision(
+    client: MlflowClient, run_id: str, version: str, decision: str, promoted: bool, champion_f1: float | None
+) -> None:
+    """The decision in the run itself; a param a stopped attempt already logged is never changed."""
+    logged = client.get_run(run_id).data.params
+    params = {"registry.version": version, "registry.decision": decision[:500]}
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        mlflow.log_params({key: value for key, value in params.items() if key not in logged})
+        if champion_f1 is not None:
+            mlflow.log_metric("registry.champion_f1_before", champion_f1)
+        mlflow.log_metric("registry.promoted", float(promoted))
+
+
 def register(
     run_id: str,
     model_dir: str | Path,
@@ -208,39 +263,13 @@ def register(
         existing = _existing_version(client, run_id)
         if existing is not None and DECISION_TAG in client.get_model_version(REGISTERED_MODEL, existing).tags:
             return _finished(client, existing, run_id, f1, baseline_f1)
-        if existing is None:
-            with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-                model_uri = log_pyfunc_model(model_dir)
-            tags = {"test_digest": test_digest, "test_f1": str(f1), "baseline_f1": str(baseline_f1)}
-            version = _settle_duplicates(
-                client, run_id, str(mlflow.register_model(model_uri, REGISTERED_MODEL, tags=tags).version)
-            )
-            created = True
-        else:
-            log.info(
-                "run %s was registered as v%s, but its registration did not finish: finishing it", run_id, existing
-            )
-            version, created = existing, False
-        champion = _current_champion(client)
-        champion_f1 = None
-        if champion is not None and str(champion.version) == version:  # the stopped attempt had promoted it
-            promoted, decision = True, f"promoted (F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}); finished on retry"
-            champion = None
-        else:
-            champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
-            promoted, decision = promotion_decision(
-                f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
-            )
+        version, created = _version_of(client, run_id, existing, model_dir, f1, baseline_f1, test_digest)
+        gate = _gate(client, version, f1, baseline_f1, test_digest, evaluate_f1, margin, force)
+        promoted, decision, champion, champion_f1 = gate
         client.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version)
         if promoted:
             client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
-        logged = client.get_run(run_id).data.params  # a stopped attempt may have logged them: never change a param
-        params = {"registry.version": version, "registry.decision": decision[:500]}
-        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-            mlflow.log_params({key: value for key, value in params.items() if key not in logged})
-            if champion_f1 is not None:
-                mlflow.log_metric("registry.champion_f1_before", champion_f1)
-            mlflow.log_metric("registry.promoted", float(promoted))
+        _log_decision(client, run_id, version, decision, promoted, champion_f1)
         client.update_model_version(
             REGISTERED_MODEL,
             version,
