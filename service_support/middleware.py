@@ -26,6 +26,11 @@ def _authorized(header: bytes, api_token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_token.encode())
 
 
+def _unauthorized() -> JSONResponse:
+    error = "missing or wrong API token: send 'Authorization: Bearer <KEYWORD_API_TOKEN>'"
+    return JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
 async def _buffered_body(receive: Receive, limit: int) -> list[Message] | None:
     """A body sent without Content-Length, read up to `limit` bytes; None as soon as it is longer."""
     messages: list[Message] = []
@@ -77,30 +82,17 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if (
-            self.api_token
-            and scope["path"] not in OPEN_PATHS
-            and not _authorized(headers.get(b"authorization", b""), self.api_token)
-        ):
-            error = "missing or wrong API token: send 'Authorization: Bearer <KEYWORD_API_TOKEN>'"
-            response = JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
-            return
-        limit = f"{self.max_body_bytes:,} bytes (KEYWORD_MAX_BODY_BYTES)"
-        too_large = JSONResponse(
-            {"error": f"request body larger than {limit}: send fewer texts"},
-            status_code=413,
-        )
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body_bytes):
-            await too_large(scope, receive, send)
-            return
-        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            messages = await _buffered_body(receive, self.max_body_bytes)
-            if messages is None:
-                await too_large(scope, receive, send)
+        if self.api_token and scope["path"] not in OPEN_PATHS:
+            if not _authorized(headers.get(b"authorization", b""), self.api_token):
+                await _unauthorized()(scope, receive, send)
                 return
-            receive = _replay(messages, receive)
+        bounded = await self._bounded_body(scope, headers, receive)
+        if bounded is None:
+            limit = f"{self.max_body_bytes:,} bytes (KEYWORD_MAX_BODY_BYTES)"
+            too_large = {"error": f"request body larger than {limit}: send fewer texts"}
+            await JSONResponse(too_large, status_code=413)(scope, receive, send)
+            return
+        receive = bounded
         if scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
@@ -138,6 +130,16 @@ class RequestGuard:
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
         await self.app(scope, receive, send_readable)
+
+    async def _bounded_body(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive) -> Receive | None:
+        """`receive` for a body within the limit; None for one over it (by its Content-Length, or as read)."""
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_body_bytes):
+            return None
+        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            messages = await _buffered_body(receive, self.max_body_bytes)
+            return None if messages is None else _replay(messages, receive)
+        return receive
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
