@@ -261,7 +261,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return name, overrides
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog=__doc__.split("\n\n", 2)[2],
@@ -286,6 +286,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--serve-original", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.serve_original:
         serve_original(args.model_dir, args.port)
@@ -294,6 +299,17 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("give --url of a running Bento, or --model-dir to serve")
     if args.url and (args.variant or args.emulate_avx2):
         parser.error("--variant and --emulate-avx2 need --model-dir without --url (the script serves each itself)")
+    requests = [int(n) for n in args.requests.split(",")]
+    if len(requests) != len(CONCURRENCY) or min(requests) < 1:
+        parser.error("--requests takes two positive counts, for concurrency 1 and 16")
+    result = bench(args, requests)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+def bench(args: argparse.Namespace, requests: list[int]) -> dict:
+    """Every Bento variant, then the original approach, on the same questions; the table printed."""
     emulation = AVX2_EMULATION if args.emulate_avx2 else {}
     import httpx
 
@@ -301,9 +317,6 @@ def main(argv: list[str] | None = None) -> dict:
     from keyword_extractor.data.tsv import load_pairs
     from keyword_extractor.text.keywords import parse_keywords
 
-    requests = [int(n) for n in args.requests.split(",")]
-    if len(requests) != len(CONCURRENCY) or min(requests) < 1:
-        parser.error("--requests takes two positive counts, for concurrency 1 and 16")
     pairs = load_pairs(args.data)
     if args.limit:
         pairs = pairs.head(args.limit)
@@ -340,6 +353,18 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             process.terminate()
             process.wait(timeout=30)
+    return _report(args, bentos, original, model_dir, len(questions), requests, emulation)
+
+
+def _report(
+    args: argparse.Namespace,
+    bentos: dict[str, dict],
+    original: dict,
+    model_dir: str,
+    questions: int,
+    requests: list[int],
+    emulation: dict,
+) -> dict:
     info = next(iter(bentos.values()))["model"]
     result = {
         "variants": bentos,
@@ -347,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": info,
         "model_dir": str(model_dir),
         "data": str(args.data),
-        "questions": len(questions),
+        "questions": questions,
         "requests": dict(zip((f"c{c}" for c in CONCURRENCY), requests)),
     }
     cpu = cpu_label() + (" (emulating AVX2 without a fast int8 kernel)" if emulation else "")
@@ -360,8 +385,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print()
     print(table(bentos, original, cpu))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
 
 

@@ -106,7 +106,7 @@ def load(url: str, questions: list[str], count: int, concurrency: int, deadline:
     return {"sent": sent, "statuses": statuses, "seconds": seconds, "rps": sent / seconds if seconds else 0.0}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="keyword model directory to serve")
     parser.add_argument("--requests", type=int, default=10_000, help="requests in all, warm-up included")
@@ -118,10 +118,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     parser.add_argument("--label", default="", help="name of this run in the output")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not 0 < args.warmup < args.requests:
         parser.error("--warmup must be between 0 and --requests")
-    overrides = dict(item.split("=", 1) for item in args.env)
+    result = measure(args, dict(item.split("=", 1) for item in args.env))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def measure(args: argparse.Namespace, overrides: dict[str, str]) -> dict:
+    """Serve the model, send the requests in steps, and read the memory of every process after each."""
     questions = [*load_pairs(ROOT / "data" / "train.tsv")["query"], *load_pairs(ROOT / "data" / "test.tsv")["query"]]
     deadline = time.monotonic() + args.time_limit_s
     with bento_server.serving(args.model_dir, overrides) as server:
@@ -147,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     growth = at_end / after_warmup - 1 if after_warmup else float("nan")
     measured = [r for r, point in zip(results, curve) if point["requests"] > args.warmup]
     seconds = sum(r["seconds"] for r in measured)
-    result = {
+    return {
         "label": args.label,
         "model_dir": str(args.model_dir),
         "env": overrides,
@@ -168,10 +181,6 @@ def main(argv: list[str] | None = None) -> dict:
         "curve": curve,
         "machine": {"cpu_cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], **describe_cpu()},
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", default=str(ROOT / "data" / "train.tsv"))
     parser.add_argument("--batch-size", type=int, default=8, help="same for every mode (the original used 8)")
@@ -148,20 +148,13 @@ def main() -> None:
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="kobart-base", help="model shape (tiny: dry runs)")
     parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    args.precision = resolve_precision(args.precision, device)
-    print(f"precision {args.precision}, shape {args.shape}", flush=True)
-    frame = load_pairs(args.train)
-    tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=8000)
-    settings = EncodingSettings.from_tokenizer(tokenizer, max_source_length=512, max_target_length=512)
-    pairs = EncodedPairs.for_keywords(tokenizer, frame, settings)
-    model = build_model(device, args.shape)
-    collate = DynamicPaddingCollator(settings.pad_token_id)
-    rng = random.Random(0)
-    drawn = rng.sample(range(len(pairs)), (args.steps + 1) * args.batch_size)
+    return parser
+
+
+def _loaders(args: argparse.Namespace, pairs: EncodedPairs, collate, pad_token_id: int):
+    """(warm-up batch, {mode: (loader, timed steps)}): the same drawn rows for every mode."""
+    drawn = random.Random(0).sample(range(len(pairs)), (args.steps + 1) * args.batch_size)
     warmup_rows, rows = drawn[: args.batch_size], drawn[args.batch_size :]
-    warmup_batch = collate([pairs[i] for i in warmup_rows])
     subset = Subset(pairs, rows)
     subset_lengths = [pairs.lengths()[i] for i in rows]
     modes = {
@@ -177,10 +170,25 @@ def main() -> None:
             args.steps,
         ),
         "pad_to_512": (
-            DataLoader(subset, args.batch_size, collate_fn=DynamicPaddingCollator(settings.pad_token_id, pad_to=512)),
+            DataLoader(subset, args.batch_size, collate_fn=DynamicPaddingCollator(pad_token_id, pad_to=512)),
             args.pad512_steps,
         ),
     }
+    return collate([pairs[i] for i in warmup_rows]), modes
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    device = torch.device(args.device)
+    args.precision = resolve_precision(args.precision, device)
+    print(f"precision {args.precision}, shape {args.shape}", flush=True)
+    frame = load_pairs(args.train)
+    tokenizer = train_tokenizer(frame["query"].tolist(), vocab_size=8000)
+    settings = EncodingSettings.from_tokenizer(tokenizer, max_source_length=512, max_target_length=512)
+    pairs = EncodedPairs.for_keywords(tokenizer, frame, settings)
+    model = build_model(device, args.shape)
+    collate = DynamicPaddingCollator(settings.pad_token_id)
+    warmup_batch, modes = _loaders(args, pairs, collate, settings.pad_token_id)
     results: dict = {}
     for name, (loader, steps) in modes.items():
         results[name] = measure(model, warmup_batch, loader, steps, device, args.precision, args.passes)
