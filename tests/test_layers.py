@@ -77,11 +77,17 @@ def test_the_check_sees_an_upward_import(tmp_path):
     ]
 
 
+def _product_files() -> list[Path]:
+    """Every Python file outside the tests: the core, the service, the app, flows, tasks, benchmarks, scripts."""
+    files = [PROJECT_ROOT / name for name in ("service.py", "app.py")]
+    for folder in ("keyword_extractor", "benchmarks", "flows", "tasks", "service_support", "app_support", "scripts"):
+        files.extend((PROJECT_ROOT / folder).rglob("*.py"))
+    return files
+
+
 def test_product_code_imports_nothing_from_the_tests():
     """Benchmarks, flows, tasks, the service and the app stand on their own: `tests/` is imported by no one."""
-    product = [PROJECT_ROOT / name for name in ("service.py", "app.py")]
-    for folder in ("keyword_extractor", "benchmarks", "flows", "tasks", "service_support", "app_support", "scripts"):
-        product.extend((PROJECT_ROOT / folder).rglob("*.py"))
+    product = _product_files()
     offenders = []
     for path in product:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -90,3 +96,19 @@ def test_product_code_imports_nothing_from_the_tests():
             if any(name == "tests" or name.startswith("tests.") for name in names):
                 offenders.append(str(path.relative_to(PROJECT_ROOT)))
     assert offenders == []
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_outside_the_tests_is_longer_than_60_lines():
+    """A longer function does several jobs: split it where a reader would name the parts."""
+    product = _product_files()
+    long = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in product
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == []
