@@ -10,9 +10,11 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
+import inspect
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -234,6 +236,12 @@ def train_pipeline(
     return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag)
 
 
+def flow_defaults() -> dict[str, Any]:
+    """The flow's parameter defaults, written once in its signature: the command line takes them from there."""
+    parameters = inspect.signature(train_pipeline.fn).parameters
+    return {name: parameter.default for name, parameter in parameters.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_pipeline",
@@ -242,15 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-model tiny trains a small model offline on CPU, the default fine-tunes KoBART.",
     )
     pipeline = parser.add_argument_group("pipeline")
-    pipeline.add_argument("--train", default="data/train.tsv", help="training TSV [default: data/train.tsv]")
-    pipeline.add_argument("--test", default="data/test.tsv", help="held-out TSV [default: data/test.tsv]")
-    pipeline.add_argument("--artifacts-dir", default="artifacts", help="where runs and stores are written")
+    defaults = flow_defaults()
+    pipeline.add_argument("--train", default=defaults["train_path"], help="training TSV [default: %(default)s]")
+    pipeline.add_argument("--test", default=defaults["test_path"], help="held-out TSV [default: %(default)s]")
+    pipeline.add_argument(
+        "--artifacts-dir", default=defaults["artifacts_dir"], help="where runs and stores are written [%(default)s]"
+    )
     pipeline.add_argument("--run-name", help="resume the run of this name")
     pipeline.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
     pipeline.add_argument(
         "--promotion-margin",
         type=float,
-        default=0.0,
+        default=defaults["promotion_margin"],
         help="F1 the model must add over the Kiwi baseline and over the champion to become champion",
     )
     pipeline.add_argument(
