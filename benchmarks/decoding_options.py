@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.common.cpu_info import describe_cpu
-from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 from keyword_extractor.text import metrics
@@ -127,8 +127,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="keyword model directory")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    add_model_dir(parser)
+    add_labelled_file(parser)
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--single", type=int, default=40, help="one-question calls timed per option")
     parser.add_argument("--options", help="comma-separated row numbers of the option list (default: all)")

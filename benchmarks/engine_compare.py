@@ -41,8 +41,8 @@ from pathlib import Path
 import ctranslate2  # isort: skip
 import torch
 
+from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.common.cpu_info import describe_cpu
-from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor, decoded_keywords
 from keyword_extractor.model.encoding import encode_sources
@@ -218,9 +218,9 @@ def served_path_quality(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, type=Path, help="a trained keyword model directory (tiny)")
+    add_model_dir(parser, help="a trained keyword model directory (tiny)")
     parser.add_argument("--kobart-dir", type=Path, help="a kobart_shape directory (default: built in a temp dir)")
-    parser.add_argument("--data", default=str(ROOT / "data" / "test.tsv"), help="labelled questions")
+    add_labelled_file(parser)
     parser.add_argument("--batch", type=int, default=16, help="questions per decoding call [default: 16]")
     parser.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from keyword_extractor.common.cli import add_device, add_model_dir
 from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
@@ -105,9 +106,9 @@ def measure(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="a keyword model directory (trained or kobart_shape)")
+    add_model_dir(parser, help="a keyword model directory (trained or kobart_shape)")
     parser.add_argument("--data", default=str(ROOT / "data" / "test.tsv"), help="questions (labels optional)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device(parser, default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", type=lambda s: s.split(","), default=["fp32"], help="fp32,bf16")
     parser.add_argument("--batches", type=comma_ints, default=[1, 16, 64], help="questions per model call")
     parser.add_argument("--limit", type=int, default=512, help="questions used (0: all)")

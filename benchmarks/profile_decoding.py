@@ -16,11 +16,10 @@ import argparse
 import cProfile
 import pstats
 import time
-from pathlib import Path
 
 import torch
 
-from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
+from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 
@@ -57,8 +56,8 @@ def cumulative_seconds(stats: pstats.Stats, suffix: str, name: str) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="keyword model directory")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    add_model_dir(parser)
+    add_labelled_file(parser)
     parser.add_argument("--batch-size", type=int, default=16, help="questions per extract call")
     parser.add_argument("--batches", type=int, default=10, help="calls timed and profiled")
     parser.add_argument("--generate", action="store_true", help="decode with generate(), not the greedy loop")

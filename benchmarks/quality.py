@@ -12,8 +12,8 @@ Use a validation split of data/train.tsv to choose settings; data/test.tsv is fo
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 from keyword_extractor.model.artifact import GROUNDING_MODES
@@ -39,8 +39,8 @@ def _row(name: str, golds, preds, queries, spans, domains) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, required=True, help="a keyword model directory")
-    parser.add_argument("--data", type=Path, default=Path("data/test.tsv"), help="query<TAB>keyword file")
+    add_model_dir(parser)
+    add_labelled_file(parser)
     args = parser.parse_args(argv)
 
     pairs = load_pairs(args.data)

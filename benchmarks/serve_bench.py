@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.common.cpu_info import cpu_label, describe_cpu
 from keyword_extractor.common.paths import PROJECT_ROOT
 from service_support.local_server import free_port
@@ -268,8 +269,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--url", help="base URL of the running Bento, e.g. http://127.0.0.1:3000")
-    parser.add_argument("--model-dir", help="model directory for the original approach (default: the Bento's model)")
-    parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "test.tsv", help="query<TAB>keyword file")
+    add_model_dir(parser, required=False, help="model directory for the original approach (default: the Bento's model)")
+    add_labelled_file(parser)
     parser.add_argument("--limit", type=int, help="use only the first N questions of --data (quick runs)")
     parser.add_argument("--requests", default="64,256", help="requests at concurrency 1 and 16 (default: 64,256)")
     parser.add_argument(

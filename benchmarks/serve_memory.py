@@ -28,6 +28,7 @@ import httpx
 import psutil
 
 from benchmarks import bento_server
+from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.cpu_info import describe_cpu
 from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
@@ -108,7 +109,7 @@ def load(url: str, questions: list[str], count: int, concurrency: int, deadline:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="keyword model directory to serve")
+    add_model_dir(parser, help="keyword model directory to serve")
     parser.add_argument("--requests", type=int, default=10_000, help="requests in all, warm-up included")
     parser.add_argument("--warmup", type=int, default=3000, help="requests before the reference RSS reading")
     parser.add_argument("--sample-every", type=int, default=1000, help="requests between two RSS readings")

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from transformers import BartConfig, BartForConditionalGeneration
 
+from keyword_extractor.common.cli import add_device
 from keyword_extractor.common.cpu_info import describe_cpu, native_bf16
 from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
@@ -139,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=8, help="timed steps for the dynamic modes")
     parser.add_argument("--pad512-steps", type=int, default=2, help="timed steps for pad-to-512 (slow on CPU)")
     parser.add_argument("--passes", type=int, default=1, help="run the timed batches N times, report the last")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device(parser, default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--precision",
         choices=["fp32", "bf16", "auto"],

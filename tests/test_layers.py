@@ -112,3 +112,22 @@ def test_no_function_outside_the_tests_is_longer_than_60_lines():
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
+
+
+SHARED_OPTIONS = ("--model-dir", "--device")
+
+
+def test_shared_options_are_declared_once_in_common_cli():
+    """`--model-dir` and `--device` mean the same everywhere: only `common.cli` declares them."""
+    declared = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.args[0].value}"
+        for path in _product_files()
+        if path != PACKAGE / "common" / "cli.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", "") == "add_argument"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value in SHARED_OPTIONS
+    ]
+    assert declared == []

@@ -4,6 +4,9 @@
 default from the field), so a training option is declared once, in `config.TrainConfig`, and every
 command line that exposes it follows. Options the user does not give stay out of the parsed result:
 the model's own defaults and presets decide them.
+
+The options several commands share (`--model-dir`, a labelled file, `--device`) are declared here too,
+once, with the same name, type and wording everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +20,36 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from keyword_extractor.common.paths import PROJECT_ROOT
+
 Model = TypeVar("Model", bound=BaseModel)
+
+
+DEFAULT_LABELLED_FILE = PROJECT_ROOT / "data" / "test.tsv"  # what a scoring command reads unless told
+
+
+def add_model_dir(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, required: bool = True, help: str = ""
+) -> None:
+    """`--model-dir`: a keyword model directory (the one with keyword_extractor.json)."""
+    what = help or "keyword model directory (with keyword_extractor.json)"
+    parser.add_argument("--model-dir", type=Path, required=required, help=what)
+
+
+def add_labelled_file(
+    parser: argparse.ArgumentParser, flag: str = "--data", required: bool = False, help: str = ""
+) -> None:
+    """A UTF-8 `query<TAB>keyword` file; data/test.tsv unless required."""
+    default = None if required else DEFAULT_LABELLED_FILE
+    what = help or "labelled questions, a UTF-8 'query<TAB>keyword' TSV"
+    parser.add_argument(
+        flag, type=Path, required=required, default=default, help=what + ("" if required else " [%(default)s]")
+    )
+
+
+def add_device(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """`--device`: where the model runs."""
+    parser.add_argument("--device", default=default, help="cpu, cuda, cuda:1 … [default: cuda when available]")
 
 
 def positive_int(text: str) -> int:

@@ -20,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from keyword_extractor.common.cli import positive_int
+from keyword_extractor.common.cli import add_labelled_file, positive_int
 from keyword_extractor.data.tsv import Problem, TsvTable, parse_tsv, read_tsv
 from keyword_extractor.data.validation_report import (
     ValidationReport,
@@ -306,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
         "Writes validation.json and validation.md; exits 1 when any row must be fixed.",
     )
     parser.add_argument("--train", required=True, type=Path, help="training file, UTF-8 'query<TAB>keyword' TSV")
-    parser.add_argument("--test", required=True, type=Path, help="held-out test file, same format as --train")
+    add_labelled_file(parser, "--test", required=True, help="held-out test file, same format as --train")
     parser.add_argument(
         "--report-dir",
         required=True,

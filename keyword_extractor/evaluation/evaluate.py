@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keyword_extractor.common.cli import positive_int
+from keyword_extractor.common.cli import add_device, add_labelled_file, add_model_dir, positive_int
 from keyword_extractor.common.results import EvaluationResult
 from keyword_extractor.data.tsv import DataFileError, Problem, load_pairs, parse_tsv
 from keyword_extractor.evaluation.report import (
@@ -247,8 +247,8 @@ def _parser() -> argparse.ArgumentParser:
         f"{PREDICTIONS_FILE}, {METRICS_FILE}, {REPORT_FILE} and {CHART_FILE}; prints the headline table. "
         "Exits 2 when the model directory or the test file cannot be used.",
     )
-    parser.add_argument("--model-dir", type=Path, help="model directory (with keyword_extractor.json) to evaluate")
-    parser.add_argument("--test", required=True, type=Path, help="held-out file, UTF-8 'query<TAB>keyword' TSV")
+    add_model_dir(parser, required=False, help="model directory (with keyword_extractor.json) to evaluate")
+    add_labelled_file(parser, "--test", required=True, help="held-out file, UTF-8 'query<TAB>keyword' TSV")
     parser.add_argument(
         "--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="folder for the outputs (default: %(default)s)"
     )
@@ -256,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=positive_int, help="questions per generation batch (default: the model's setting)"
     )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add_device(parser)
     return parser
 
 

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.files import split_lines
 from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         epilog=__doc__.split("\n\n", 2)[2] + "\nExit status 2: the input or output cannot be used (message on stderr).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-dir", required=True, type=Path, help="model directory (with keyword_extractor.json)")
+    add_model_dir(parser)
     parser.add_argument("--input", required=True, type=Path, help=".txt (one question per line) or .tsv with a header")
     parser.add_argument("--column", default="query", help="question column of a .tsv input (default: query)")
     parser.add_argument("--output", required=True, type=Path, help=".jsonl to write; continued if it exists")

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.results import CHALLENGER, CHAMPION, REGISTERED_MODEL
 from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("import", help="import a local model directory; prints the model tag")
-    local.add_argument("--model-dir", required=True, type=Path, help="directory with keyword_extractor.json")
+    add_model_dir(local)
     local.add_argument("--label", action="append", default=[], help="KEY=VALUE label (repeatable)")
     remote = commands.add_parser("import-registry", help="import a registered MLflow version; prints the tag")
     remote.add_argument("--alias", default=CHAMPION, help=f"registry alias (default: {CHAMPION})")
