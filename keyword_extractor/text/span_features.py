@@ -115,19 +115,28 @@ def span_features(
     own = 1 if gold is not None else 0
     rows = []
     for span in spans:
-        row = _corpus_and_shape(question, spans, span, counts, own, own_gold) + _context(question, span)
         start = question.text.find(span)
+        end = start + len(span)
+        inside = [t for t in question.tokens if t.start >= start and token_end(t) <= end]
+        row = _corpus_and_shape(question, spans, span, start, counts, own, own_gold)
+        row += _context(question, start, end, inside)
         if feature_set >= 2:
-            row.extend(_kiwi_scores(_tokens_inside(question, start, start + len(span))))
+            row.extend(_kiwi_scores(inside))
         if feature_set >= 3:
             row.extend(_join_evidence(span.split(" ")))
-            row.extend(_quoting(question.text, start, start + len(span)))
+            row.extend(_quoting(question.text, start, end))
         rows.append(row)
     return spans, rows
 
 
 def _corpus_and_shape(
-    question: ParsedQuestion, spans: Sequence[str], span: str, counts: SpanCounts, own: int, own_gold: set[str]
+    question: ParsedQuestion,
+    spans: Sequence[str],
+    span: str,
+    start: int,
+    counts: SpanCounts,
+    own: int,
+    own_gold: set[str],
 ) -> list[float]:
     """Keep rates of the span and its words (own counts left out), its shape, the rule's pick around it."""
     rule = question.rule_keywords
@@ -145,7 +154,7 @@ def _corpus_and_shape(
         float(len(pieces)),
         float(len(span)),
         float("의 " in span),
-        question.text.find(span) / max(1, len(question.text)),
+        start / max(1, len(question.text)),
         min(piece_rates),
         max(piece_rates),
         piece_rates[-1],
@@ -160,15 +169,8 @@ def _corpus_and_shape(
     ]
 
 
-def _tokens_inside(question: ParsedQuestion, start: int, end: int) -> list[Token]:
-    return [t for t in question.tokens if t.start >= start and token_end(t) <= end]
-
-
-def _context(question: ParsedQuestion, span: str) -> list[float]:
+def _context(question: ParsedQuestion, start: int, end: int, inside: Sequence[Token]) -> list[float]:
     """Kiwi tags at the span's edges and right around it: a noun before `을`/`하다` vs a bound noun."""
-    start = question.text.find(span)
-    end = start + len(span)
-    inside = _tokens_inside(question, start, end)
     after = [t for t in question.tokens if t.start >= end]
     before = [t for t in question.tokens if token_end(t) <= start]
     return [
