@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -283,9 +284,14 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return None
-    result = after_fit(config, output_dir, checkpoint, datamodule, inference, loggers)
-    run = {"epochs_run": trainer.current_epoch, "resumed_from": resume_from, "seconds": round(time.time() - started, 1)}
-    result = result.model_copy(update=run)
+    exported = after_fit(config, output_dir, checkpoint, datamodule, inference, loggers)
+    result = TrainResult(
+        **exported,
+        epochs_run=trainer.current_epoch,
+        seconds=round(time.time() - started, 1),
+        resumed_from=resume_from,
+        output_dir=str(output_dir.resolve()),
+    )
     write_atomic(output_dir / SUMMARY_FILE, result.model_dump_json(indent=2))
     best = result.best_val_f1 if config.select_by == VAL_F1 else result.best_val_loss
     print(f"exported model to {result.model_dir} (best {config.select_by} {best}, {result.seconds}s)")
@@ -299,10 +305,11 @@ def after_fit(
     datamodule: KeywordDataModule,
     inference: InferenceSettings,
     loggers: list[Logger],
-) -> TrainResult:
+) -> dict[str, Any]:
     """Export the best checkpoint, fit its span selector, decide whether int8 may serve it (rank 0).
 
-    The run's epochs, time and resume point are the caller's to fill in.
+    Returns the `TrainResult` fields these steps know; the run's epochs, time and resume point are the
+    caller's.
     """
     best = checkpoint.best_model_path or checkpoint.last_model_path
     from keyword_extractor.training.export import export_checkpoint
@@ -315,16 +322,12 @@ def after_fit(
     if int8_check:
         log_metrics(loggers, {"val_f1_fp32": int8_check.fp32_f1, "val_f1_int8": int8_check.int8_f1})
     best_score = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None
-    return TrainResult(
-        model_dir=str(model_dir.resolve()),
-        best_checkpoint=str(Path(best).resolve()),
-        best_val_loss=best_score if config.select_by == "val_loss" else None,
-        best_val_f1=best_score if config.select_by == VAL_F1 else None,
-        epochs_run=0,
-        seconds=0.0,
-        resumed_from=None,
-        output_dir=str(output_dir.resolve()),
-        int8_allowed=InferenceSettings.load(model_dir).int8_allowed,
-        int8_check=int8_check.as_dict() if int8_check else None,
-        span_selector=selector_report,
-    )
+    return {
+        "model_dir": str(model_dir.resolve()),
+        "best_checkpoint": str(Path(best).resolve()),
+        "best_val_loss": best_score if config.select_by == "val_loss" else None,
+        "best_val_f1": best_score if config.select_by == VAL_F1 else None,
+        "int8_allowed": InferenceSettings.load(model_dir).int8_allowed,
+        "int8_check": int8_check.as_dict() if int8_check else None,
+        "span_selector": selector_report,
+    }
