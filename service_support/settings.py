@@ -14,12 +14,12 @@ import argparse
 import ipaddress
 import os
 import textwrap
-from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyword_extractor.common.results import REGISTERED_MODEL
+from keyword_extractor.model.artifact import PrecisionRequest
 
 ENV_PREFIX = "KEYWORD_"
 MAX_KEYWORDS, MAX_BEAMS = 10, 4  # what a request may ask for, whatever the environment says
@@ -80,7 +80,7 @@ class ServiceSettings(BaseSettings):
         le=1024,
         description="torch threads per model worker; default: cores / model workers / 2, at least 1",
     )
-    quantize: Literal["auto", "off", "int8"] = Field(
+    quantize: PrecisionRequest = Field(
         "auto",
         description="`auto`: row-wise int8 Linear layers only where the model directory allows them and this CPU "
         "runs the model's layers faster in int8, timed when the model loads; `int8` and `off` force",
