@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from keyword_extractor.common.cli import add_labelled_file
+from keyword_extractor.common.cli import add_batch_size, add_labelled_file
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text import metrics
 from keyword_extractor.text.baselines import KiwiNounPhraseBaseline
@@ -20,7 +20,7 @@ from keyword_extractor.text.keywords import format_keywords, parse_keywords
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_labelled_file(parser)
-    parser.add_argument("--batch-size", type=int, default=64, help="questions per Kiwi call (timing only)")
+    add_batch_size(parser, 64, help="questions per Kiwi call (timing only)")
     parser.add_argument("--errors", type=int, default=0, help="print this many questions with the lowest F1")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from keyword_extractor.common.cli import add_labelled_file, add_model_dir
+from keyword_extractor.common.cli import add_batch_size, add_labelled_file, add_model_dir
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_dir(parser)
     add_labelled_file(parser)
-    parser.add_argument("--batch-size", type=int, default=16, help="questions per extract call")
+    add_batch_size(parser, 16, help="questions per extract call")
     parser.add_argument("--batches", type=int, default=10, help="calls timed and profiled")
     parser.add_argument("--generate", action="store_true", help="decode with generate(), not the greedy loop")
     args = parser.parse_args(argv)

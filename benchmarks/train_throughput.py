@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from transformers import BartConfig, BartForConditionalGeneration
 
-from keyword_extractor.common.cli import add_device
+from keyword_extractor.common.cli import add_batch_size, add_device
 from keyword_extractor.common.cpu_info import describe_cpu, native_bf16
 from keyword_extractor.common.paths import PROJECT_ROOT as ROOT
 from keyword_extractor.data.tsv import load_pairs
@@ -136,7 +136,7 @@ def peak_rss_mib() -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", default=str(ROOT / "data" / "train.tsv"))
-    parser.add_argument("--batch-size", type=int, default=8, help="same for every mode (the original used 8)")
+    add_batch_size(parser, 8, help="training batch, the same for every mode (the original used 8)")
     parser.add_argument("--steps", type=int, default=8, help="timed steps for the dynamic modes")
     parser.add_argument("--pad512-steps", type=int, default=2, help="timed steps for pad-to-512 (slow on CPU)")
     parser.add_argument("--passes", type=int, default=1, help="run the timed batches N times, report the last")

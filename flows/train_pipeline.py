@@ -20,7 +20,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
-from pydantic import BaseModel
+from prefect.utilities.callables import parameter_schema
+from pydantic import BaseModel, Field, create_model
 
 from keyword_extractor.common.cli import add_model_options, model_from_args
 from keyword_extractor.common.paths import PROJECT_ROOT
@@ -236,44 +237,36 @@ def train_pipeline(
     return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag)
 
 
-def flow_defaults() -> dict[str, Any]:
-    """The flow's parameter defaults, written once in its signature: the command line takes them from there."""
-    parameters = inspect.signature(train_pipeline.fn).parameters
-    return {name: parameter.default for name, parameter in parameters.items()}
+def pipeline_options() -> type[BaseModel]:
+    """The flow's own parameters (all but `training`) as a pydantic model, for the command line.
+
+    Written once, in `train_pipeline`'s signature (types and defaults) and docstring (descriptions): the
+    same source Prefect reads for a deployment's parameter form, so the UI and `--help` say the same.
+    """
+    schema = parameter_schema(train_pipeline.fn).properties
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(train_pipeline.fn).parameters.items():
+        if name != "training":
+            description = schema[name].get("description", "")
+            fields[name] = (
+                parameter.annotation,
+                Field(parameter.default, description=description, json_schema_extra={"group": "pipeline"}),
+            )
+    return create_model("PipelineOptions", **fields)
+
+
+SHORT_FLAGS = {"train_path": "--train", "test_path": "--test"}  # the flags README has always used
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flows.train_pipeline",
         description="Run the training pipeline locally (no Prefect server needed): validate-data → fine-tune → "
-        "evaluate → register → build-bento. Training options are those of `python -m keyword_extractor.training`; "
+        "evaluate → register → build-bento. The pipeline options are the flow's parameters (the same a "
+        "deployment takes); the training options are those of `python -m keyword_extractor.training`. "
         "--base-model tiny trains a small model offline on CPU, the default fine-tunes KoBART.",
     )
-    pipeline = parser.add_argument_group("pipeline")
-    defaults = flow_defaults()
-    pipeline.add_argument("--train", default=defaults["train_path"], help="training TSV [default: %(default)s]")
-    pipeline.add_argument("--test", default=defaults["test_path"], help="held-out TSV [default: %(default)s]")
-    pipeline.add_argument(
-        "--artifacts-dir", default=defaults["artifacts_dir"], help="where runs and stores are written [%(default)s]"
-    )
-    pipeline.add_argument("--run-name", help="resume the run of this name")
-    pipeline.add_argument("--no-build", action="store_true", help="stop after registering (no Bento)")
-    pipeline.add_argument(
-        "--promotion-margin",
-        type=float,
-        default=defaults["promotion_margin"],
-        help="F1 the model must add over the Kiwi baseline and over the champion to become champion",
-    )
-    pipeline.add_argument(
-        "--force-promotion",
-        action="store_true",
-        help="make the new model champion even below the baseline or the champion (smoke runs, rollbacks)",
-    )
-    pipeline.add_argument(
-        "--build-if-not-promoted",
-        action="store_true",
-        help="build a Bento of the current champion even when this run's model was not promoted",
-    )
+    add_model_options(parser, pipeline_options(), config_option=False, aliases=SHORT_FLAGS)
     add_model_options(parser, TrainConfig, PRESETS)
     return parser
 
@@ -281,18 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     quiet_third_party_output()  # before the temporary local server starts: it reads its settings once
-    training = model_from_args(args, TrainConfig)
-    summary = train_pipeline(
-        train_path=args.train,
-        test_path=args.test,
-        training=training,
-        artifacts_dir=args.artifacts_dir,
-        run_name=args.run_name,
-        promotion_margin=args.promotion_margin,
-        force_promotion=args.force_promotion,
-        build=not args.no_build,
-        build_if_not_promoted=args.build_if_not_promoted,
-    )
+    options = model_from_args(args, pipeline_options())
+    summary = train_pipeline(**options.model_dump(), training=model_from_args(args, TrainConfig))
     print(summary.model_dump_json(indent=2))
     ui, serve, app = summary.next_steps()
     print(

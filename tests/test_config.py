@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows import train_pipeline
+from keyword_extractor.common.cli import model_from_args
 from keyword_extractor.model.config import DEFAULT_BASE_MODEL, PRESETS, TINY, TrainConfig, default
 from keyword_extractor.training import cli as train
 from tests.conftest import PROJECT_ROOT
@@ -57,6 +59,24 @@ def test_the_training_command_line_has_one_option_per_field_and_the_config_file_
 def test_the_flow_command_line_offers_the_same_training_options():
     flow_options = {action.dest for action in train_pipeline.build_parser()._actions}
     assert set(TrainConfig.model_fields) <= flow_options
+
+
+def test_the_flow_command_line_is_the_flows_own_parameters_with_their_defaults_and_descriptions():
+    """Written once in the flow's signature and docstring; the deployment form and --help follow it."""
+    parameters = dict(inspect.signature(train_pipeline.train_pipeline.fn).parameters)
+    parameters.pop("training")
+    parser = train_pipeline.build_parser()
+    assert set(parameters) <= {action.dest for action in parser._actions}
+    untouched = train_pipeline.pipeline_options()(**{})
+    assert untouched.model_dump() == {name: parameter.default for name, parameter in parameters.items()}
+    given = model_from_args(
+        parser.parse_args(["--train", "a.tsv", "--test-path", "b.tsv", "--no-build", "--max-keywords", "4"]),
+        train_pipeline.pipeline_options(),
+    )
+    assert (given.train_path, given.test_path, given.build, given.max_keywords) == ("a.tsv", "b.tsv", False, 4)
+    assert given.promotion_margin == parameters["promotion_margin"].default  # not given: the signature's
+    help_text = parser.format_help()
+    assert "validation limit on keywords per row" in help_text  # from the flow's docstring
 
 
 @pytest.mark.parametrize(

@@ -114,11 +114,11 @@ def test_no_function_outside_the_tests_is_longer_than_60_lines():
     assert long == []
 
 
-SHARED_OPTIONS = ("--model-dir", "--device")
+SHARED_OPTIONS = ("--model-dir", "--batch-size", "--device")
 
 
 def test_shared_options_are_declared_once_in_common_cli():
-    """`--model-dir` and `--device` mean the same everywhere: only `common.cli` declares them."""
+    """`--model-dir`, `--batch-size` and `--device` mean the same everywhere: only `common.cli` declares them."""
     declared = [
         f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.args[0].value}"
         for path in _product_files()
@@ -131,3 +131,29 @@ def test_shared_options_are_declared_once_in_common_cli():
         and node.args[0].value in SHARED_OPTIONS
     ]
     assert declared == []
+
+
+def modules_with_parsers(package: Path = PACKAGE) -> list[str]:
+    """Core modules other than a wing's `cli.py` / `__main__.py` that build a command line."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if "argparse" in imported or (isinstance(node, ast.ImportFrom) and node.module == "argparse"):
+                found.append(str(path.relative_to(package)))
+                break
+    return found
+
+
+def test_domain_modules_expose_functions_and_each_wing_keeps_its_command_lines_in_cli():
+    """`validate`, `evaluate`, `predict_file`… are functions; the parsers that call them live in `<wing>/cli.py`."""
+    assert modules_with_parsers() == []
+
+
+def test_the_parser_check_sees_a_parser(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "validation.py").write_text("def main():\n    import argparse\n")
+    (tmp_path / "data" / "cli.py").write_text("import argparse\n")
+    assert modules_with_parsers(tmp_path) == ["data/validation.py"]

@@ -328,7 +328,7 @@ def test_two_processes_registering_at_once_make_one_version_and_one_champion(sto
 def test_compare_lists_versions_with_their_scores_and_the_questions_two_versions_disagree_on(
     store, tiny_model_dir, tmp_path, capsys
 ):
-    from keyword_extractor.integrations import compare
+    from keyword_extractor.integrations.cli import compare_main
 
     versions = {}
     for name, (f1, second) in {"a": (0.61, "여행자"), "b": (0.72, "휴대품")}.items():  # differ on one question
@@ -342,7 +342,7 @@ def test_compare_lists_versions_with_their_scores_and_the_questions_two_versions
         tracking.log_files(run_id, [folder / "predictions.tsv"], "evaluation")
         versions[name] = registry.register(run_id, tiny_model_dir, f1, "digest-1", baseline_f1=0.70).version
 
-    assert compare.main(["--diff", versions["a"], versions["b"]]) == 0
+    assert compare_main(["--diff", versions["a"], versions["b"]]) == 0
     table, _, diff = capsys.readouterr().out.partition("\n\n")
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["version", "aliases", "F1"]

@@ -5,7 +5,8 @@ default from the field), so a training option is declared once, in `config.Train
 command line that exposes it follows. Options the user does not give stay out of the parsed result:
 the model's own defaults and presets decide them.
 
-The options several commands share (`--model-dir`, a labelled file, `--device`) are declared here too,
+The options several commands share (`--model-dir`, a labelled file, `--batch-size`, `--device`) are declared
+here too,
 once, with the same name, type and wording everywhere.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from keyword_extractor.common.paths import PROJECT_ROOT
 
@@ -52,6 +54,13 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = None) -> N
     parser.add_argument("--device", default=default, help="cpu, cuda, cuda:1 … [default: cuda when available]")
 
 
+def add_batch_size(parser: argparse.ArgumentParser, default: int | None, help: str = "") -> None:
+    """`--batch-size`: questions per model call, a whole number ≥ 1 (None: the model's own setting)."""
+    shown = "the model's setting" if default is None else "%(default)s"
+    what = help or "questions per model call"
+    parser.add_argument("--batch-size", type=positive_int, default=default, help=f"{what} [default: {shown}]")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer ≥ 1, with a message that names the value."""
     try:
@@ -77,45 +86,67 @@ def option_name(field: str) -> str:
 
 
 def add_model_options(
-    parser: argparse.ArgumentParser, model: type[BaseModel], presets: dict[str, dict] | None = None
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    presets: dict[str, dict] | None = None,
+    config_option: bool = True,
+    aliases: dict[str, str] | None = None,
 ) -> None:
-    """`--config FILE` and one option per field of `model`, in argparse groups named by the fields' `group`.
+    """One option per field of `model` (and `--config FILE`), in argparse groups named by the fields' `group`.
 
-    Presets (name → field values) are shown in the help next to the default they replace.
+    Presets (name → field values) are shown in the help next to the default they replace. `aliases`
+    gives a field a shorter flag beside its own (`train_path` → `--train` as well as `--train-path`).
     """
-    parser.add_argument(
-        "--config", help="JSON file of these options (e.g. a run's train_config.json); the command line overrides it"
-    )
+    if config_option:
+        parser.add_argument(
+            "--config",
+            help="JSON file of these options (e.g. a run's train_config.json); the command line overrides it",
+        )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         group_name = str(extra.get("group", "options"))
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(group_name)
-        group = groups[group_name]
-        default = field.default
-        shown = [f"default: {default}"]
-        for preset, values in (presets or {}).items():
-            if name in values:
-                shown.append(f"{preset}: {values[name]}")
-        help_text = f"{field.description or ''} [{'; '.join(shown)}]".replace("%", "%%")
-        kind = _plain_type(field.annotation)
-        common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
-        if kind is bool:
-            group.add_argument(option_name(name), action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is Literal:
-            group.add_argument(option_name(name), choices=typing.get_args(kind), **common)
-        else:
-            group.add_argument(
-                option_name(name), type=kind if kind in (int, float) else str, metavar=name.upper(), **common
-            )
+        flags = [flag for flag in ((aliases or {}).get(name), option_name(name)) if flag]
+        _add_field_option(groups[group_name], flags, name, field, _shown_defaults(name, field.default, presets))
+
+
+def _shown_defaults(name: str, default: Any, presets: dict[str, dict] | None) -> str:
+    shown = [f"default: {default}"]
+    for preset, values in (presets or {}).items():
+        if name in values:
+            shown.append(f"{preset}: {values[name]}")
+    return "; ".join(shown)
+
+
+def _add_field_option(
+    group: argparse._ArgumentGroup, flags: list[str], name: str, field: FieldInfo, defaults: str
+) -> None:
+    """bool → --flag/--no-flag, Literal → choices, list[...] → repeatable, numbers typed, the rest text."""
+    help_text = f"{field.description or ''} [{defaults}]".replace("%", "%%")
+    kind = _plain_type(field.annotation)
+    common: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+    if kind is bool:
+        group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
+    elif typing.get_origin(kind) is Literal:
+        group.add_argument(*flags, choices=typing.get_args(kind), **common)
+    elif typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind) or (str,)
+        group.add_argument(*flags, action="append", type=_argparse_type(item), metavar=name.upper(), **common)
+    else:
+        group.add_argument(*flags, type=_argparse_type(kind), metavar=name.upper(), **common)
+
+
+def _argparse_type(kind: Any) -> Any:
+    return kind if kind in (int, float) else str
 
 
 def model_from_args(namespace: argparse.Namespace, model: type[Model]) -> Model:
     """The --config file's fields, overridden by those given on the command line; the model's defaults fill the rest."""
     given = {name: value for name, value in vars(namespace).items() if name in model.model_fields}
     try:
-        return model(**{**load_json_options(namespace.config), **given})
+        return model(**{**load_json_options(getattr(namespace, "config", None)), **given})
     except ValidationError as error:
         raise SystemExit(f"error: invalid options:\n{error}") from None
 

@@ -17,7 +17,6 @@ It reads and reports; it never rewrites a data file.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -199,23 +198,7 @@ def _suspects_markdown(suspects: list[SuspectRow], shown: int) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.data.label_audit",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--train", type=Path, default=Path("data/train.tsv"), help="the file to audit")
-    parser.add_argument("--out", type=Path, default=Path("artifacts/label_audit"), help="where the reports go")
-    parser.add_argument("--min-rows", type=int, default=MIN_ROWS, help="questions a span must be a candidate in")
-    parser.add_argument(
-        "--no-suspects", action="store_true", help="skip the out-of-fold search for likely mislabelled rows"
-    )
-    args = parser.parse_args(argv)
-    report = audit(args.train, args.min_rows, suspects=not args.no_suspects)
-    paths = write_reports(report, args.out)
-    print(f"{report.summary()}\nreports: {paths[1]}, {paths[0]}")
+if __name__ == "__main__":  # the command line lives in keyword_extractor.data.cli
+    from keyword_extractor.data.cli import label_audit_main
 
-
-if __name__ == "__main__":
-    main()
+    label_audit_main()

@@ -10,9 +10,7 @@ statistics are warnings: they describe the data but do not stop the pipeline.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,6 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from keyword_extractor.common.cli import add_labelled_file, positive_int
 from keyword_extractor.data.tsv import Problem, TsvTable, parse_tsv, read_tsv
 from keyword_extractor.data.validation_report import (
     ValidationReport,
@@ -299,46 +296,7 @@ def _sorted(problems: list[Problem], file_order: list[str]) -> list[Problem]:
     return sorted(problems, key=key)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.data.validation",
-        description="Validate train/test TSV files against the labelling rules (data/LABELLING.md). "
-        "Writes validation.json and validation.md; exits 1 when any row must be fixed.",
-    )
-    parser.add_argument("--train", required=True, type=Path, help="training file, UTF-8 'query<TAB>keyword' TSV")
-    add_labelled_file(parser, "--test", required=True, help="held-out test file, same format as --train")
-    parser.add_argument(
-        "--report-dir",
-        required=True,
-        type=Path,
-        help="folder for validation.json and validation.md (created if missing)",
-    )
-    parser.add_argument(
-        "--max-query-chars",
-        type=positive_int,
-        default=DEFAULT_MAX_QUERY_CHARS,
-        help="longest allowed query, in characters (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-keywords",
-        type=positive_int,
-        default=DEFAULT_MAX_KEYWORDS,
-        help="most keywords allowed on one row (default: %(default)s)",
-    )
-    return parser
+if __name__ == "__main__":  # the command line lives in keyword_extractor.data.cli
+    from keyword_extractor.data.cli import validation_main
 
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: print the summary; exit status 1 when there are errors, 0 otherwise."""
-    args = _parser().parse_args(argv)
-    report = validate(
-        args.train, args.test, args.report_dir, max_query_chars=args.max_query_chars, max_keywords=args.max_keywords
-    )
-    print(report.summary())
-    if not report.ok:
-        print("Fix these rows and re-run.", file=sys.stderr)
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(validation_main())

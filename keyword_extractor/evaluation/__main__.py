@@ -1,8 +1,8 @@
-"""`python -m keyword_extractor.evaluation`: see `keyword_extractor.evaluation.evaluate`."""
+"""`python -m keyword_extractor.evaluation`: see `keyword_extractor.evaluation.cli`."""
 
 import sys
 
-from keyword_extractor.evaluation.evaluate import main
+from keyword_extractor.evaluation.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,14 +19,10 @@ and appends only the questions that are missing. `--overwrite` starts again from
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.files import split_lines
 from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE
 
@@ -165,45 +161,7 @@ def predict_file(
     return done, len(questions) - done
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.inference.predict",
-        description="Keywords for every question of a .txt or .tsv file, written as JSON Lines in input order.",
-        epilog=__doc__.split("\n\n", 2)[2] + "\nExit status 2: the input or output cannot be used (message on stderr).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_dir(parser)
-    parser.add_argument("--input", required=True, type=Path, help=".txt (one question per line) or .tsv with a header")
-    parser.add_argument("--column", default="query", help="question column of a .tsv input (default: query)")
-    parser.add_argument("--output", required=True, type=Path, help=".jsonl to write; continued if it exists")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"questions per model call and per write (default: {DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="discard an existing output instead of resuming it")
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
-    started = time.perf_counter()
-    try:
-        before, written = predict_file(
-            args.model_dir,
-            args.input,
-            args.output,
-            column=args.column,
-            batch_size=args.batch_size,
-            overwrite=args.overwrite,
-        )
-    except (InputError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    seconds = time.perf_counter() - started
-    kept = f" ({before} already there)" if before else ""
-    print(f"wrote {written} question(s) to {args.output}{kept} in {seconds:.1f}s")
-    return 0
+if __name__ == "__main__":  # the command line lives in keyword_extractor.inference.cli
+    from keyword_extractor.inference.cli import predict_main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(predict_main())

@@ -14,7 +14,6 @@ Where BentoML keeps its stores follows `BENTOML_HOME` (default `~/bentoml`).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -23,7 +22,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.results import CHALLENGER, CHAMPION, REGISTERED_MODEL
 from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
@@ -212,47 +210,7 @@ def latest_bento(name: str = MODEL_NAME) -> str | None:
     return str(max(bentos, key=lambda b: b.creation_time).tag) if bentos else None
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
-    labels = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--label expects KEY=VALUE, got {pair!r}")
-        labels[key] = value
-    return labels
+if __name__ == "__main__":  # the command line lives in keyword_extractor.integrations.cli
+    from keyword_extractor.integrations.cli import bento_models_main
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.integrations.bento_models",
-        description="Move keyword models into the BentoML model store and build Bentos (BENTOML_HOME decides where).",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    local = commands.add_parser("import", help="import a local model directory; prints the model tag")
-    add_model_dir(local)
-    local.add_argument("--label", action="append", default=[], help="KEY=VALUE label (repeatable)")
-    remote = commands.add_parser("import-registry", help="import a registered MLflow version; prints the tag")
-    remote.add_argument("--alias", default=CHAMPION, help=f"registry alias (default: {CHAMPION})")
-    remote.add_argument("--version", help="registered version (wins over --alias)")
-    build = commands.add_parser("build", help="build the Bento around a stored model; prints the Bento tag")
-    build.add_argument("--model-tag", required=True, help="BentoML model tag, e.g. keyword-extractor:abc123")
-    build.add_argument(
-        "--bentofile",
-        default=DEFAULT_BENTOFILE,
-        help=f"build file in the project root: {DEFAULT_BENTOFILE} (CPU image) or bentofile.cuda.yaml (CUDA image) "
-        f"[default: {DEFAULT_BENTOFILE}]",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "import":
-        print(import_model_dir(args.model_dir, labels=_labels(args.label)))
-    elif args.command == "import-registry":
-        print(import_from_registry(args.alias, args.version))
-    else:
-        tag = build_bento(args.model_tag, bentofile=args.bentofile)
-        print(tag)
-        print(f"serve it with: bentoml serve {tag}", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    bento_models_main()

@@ -10,13 +10,10 @@ the data it saw; for two versions, their `evaluation/predictions.tsv` question b
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 import tempfile
 from dataclasses import dataclass
 
-from keyword_extractor.common.cli import positive_int
 from keyword_extractor.common.results import REGISTERED_MODEL
 
 COLUMNS = ("version", "aliases", "F1", "baseline F1", "base model", "epochs", "lr", "train data", "minutes")
@@ -109,35 +106,7 @@ def differing_questions(client, first: str, second: str) -> list[tuple[str, str,
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.integrations.compare",
-        description=f"Registered versions of {REGISTERED_MODEL} side by side (F1 vs the Kiwi baseline, recipe, "
-        "data), and the questions two versions answer differently. Store: MLFLOW_TRACKING_URI, else the "
-        "project's artifacts/mlflow.db.",
-    )
-    parser.add_argument("--last", type=positive_int, default=10, help="how many versions, newest first [10]")
-    parser.add_argument("--diff", nargs=2, metavar=("A", "B"), help="two versions: list the questions they differ on")
-    args = parser.parse_args(argv)
-    from mlflow import MlflowClient
+if __name__ == "__main__":  # the command line lives in keyword_extractor.integrations.cli
+    from keyword_extractor.integrations.cli import compare_main
 
-    from keyword_extractor.integrations import tracking
-
-    tracking.configure()
-    client = MlflowClient()
-    rows = version_rows(client, args.last)
-    if not rows:
-        print(f"no registered versions of {REGISTERED_MODEL} in {tracking.tracking_uri()}", file=sys.stderr)
-        return 1
-    print(render_table(rows))
-    if args.diff:
-        first, second = args.diff
-        changed = differing_questions(client, first, second)
-        print(f"\n{len(changed)} questions answered differently by v{first} and v{second}:")
-        for question, a, b in changed:
-            print(f"- {question}\n    v{first}: {a}\n    v{second}: {b}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(compare_main())

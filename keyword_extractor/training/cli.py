@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from keyword_extractor.common.cli import add_model_options, model_from_args
+from keyword_extractor.common.cli import add_model_options, model_from_args, positive_int
 from keyword_extractor.common.quiet import quiet_third_party_output
 from keyword_extractor.model.config import CONFIG_FILE, PRESETS, TrainConfig
 
@@ -70,6 +70,33 @@ def main(argv: list[str] | None = None) -> None:
     except (BaseModelUnavailable, DataFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def export_main(argv: list[str] | None = None) -> None:
+    from keyword_extractor.data.tsv import load_pairs
+    from keyword_extractor.model.artifact import InferenceSettings
+    from keyword_extractor.training.export import export_checkpoint
+
+    parser = argparse.ArgumentParser(
+        prog="python -m keyword_extractor.training.export",
+        description="Export a Lightning .ckpt of a keyword model as a Hugging Face model directory "
+        "(safetensors, tokenizer, generation config, keyword_extractor.json).",
+    )
+    parser.add_argument("--checkpoint", required=True, help="the .ckpt file written by keyword_extractor.training")
+    parser.add_argument("--output", required=True, help="directory to write; replaced atomically if it exists")
+    stored = InferenceSettings()
+    parser.add_argument(
+        "--num-beams", type=positive_int, default=stored.num_beams, help="beam width stored with the model"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=stored.max_new_tokens, help="generation length cap (upper bound)"
+    )
+    parser.add_argument("--train", help="training TSV: size the cap from its tokenised keyword targets")
+    args = parser.parse_args(argv)
+    module_settings = InferenceSettings(num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
+    cells = load_pairs(args.train)["keyword"].tolist() if args.train else None
+    path = export_checkpoint(args.checkpoint, args.output, module_settings, cells)
+    print(f"exported {args.checkpoint} -> {path}")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,9 @@ python -m keyword_extractor.training.export --checkpoint artifacts/train/checkpo
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from keyword_extractor.common.cli import positive_int
-from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.model.artifact import InferenceSettings, max_new_tokens_for, write_model_dir
 
 
@@ -48,28 +45,7 @@ def export_checkpoint(
     return write_model_dir(module.model, tokenizer, settings, output_dir)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m keyword_extractor.training.export",
-        description="Export a Lightning .ckpt of a keyword model as a Hugging Face model directory "
-        "(safetensors, tokenizer, generation config, keyword_extractor.json).",
-    )
-    parser.add_argument("--checkpoint", required=True, help="the .ckpt file written by keyword_extractor.training")
-    parser.add_argument("--output", required=True, help="directory to write; replaced atomically if it exists")
-    stored = InferenceSettings()
-    parser.add_argument(
-        "--num-beams", type=positive_int, default=stored.num_beams, help="beam width stored with the model"
-    )
-    parser.add_argument(
-        "--max-new-tokens", type=positive_int, default=stored.max_new_tokens, help="generation length cap (upper bound)"
-    )
-    parser.add_argument("--train", help="training TSV: size the cap from its tokenised keyword targets")
-    args = parser.parse_args(argv)
-    module_settings = InferenceSettings(num_beams=args.num_beams, max_new_tokens=args.max_new_tokens)
-    cells = load_pairs(args.train)["keyword"].tolist() if args.train else None
-    path = export_checkpoint(args.checkpoint, args.output, module_settings, cells)
-    print(f"exported {args.checkpoint} -> {path}")
+if __name__ == "__main__":  # the command line lives in keyword_extractor.training.cli
+    from keyword_extractor.training.cli import export_main
 
-
-if __name__ == "__main__":
-    main()
+    export_main()
