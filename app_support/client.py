@@ -2,7 +2,9 @@
 
 Every failure becomes a `ServiceError` whose message a person can act on (the service is down, it
 timed out, it refused the request and why), so that callers show a message instead of a stack trace.
-The client only speaks HTTP: it needs httpx, not torch or BentoML.
+The client only speaks HTTP (httpx, not torch or BentoML), with the service's own request and response
+types (`service_support.schemas`, pydantic only): an option the service would refuse is refused here
+first, and an answer that is not the service's shape is a clear error.
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
+from service_support.schemas import (
+    ExtractBatchResponse,
+    ExtractResponse,
+    ModelRef,
+    Options,
+)
+from service_support.schemas import ModelInfo as ServedModelInfo
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 DEFAULT_TIMEOUT_S = 120.0  # above the service's own request timeout (60 s), so that its 503/504 reaches us first
@@ -23,6 +34,7 @@ DEFAULT_CHUNK_SIZE = 64  # questions per /extract_batch call: small enough for a
 
 ErrorKind = Literal["input", "invalid_url", "unreachable", "timeout", "rejected", "server", "protocol"]
 ProgressCallback = Callable[[int, int], None]
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class ServiceError(Exception):
@@ -36,22 +48,8 @@ class ServiceError(Exception):
 
 
 @dataclass(frozen=True)
-class ModelRef:
-    """Which model answered: the registered name, version and alias."""
-
-    name: str
-    version: str
-    alias: str
-
-    @property
-    def label(self) -> str:
-        alias = f" ({self.alias})" if self.alias else ""
-        return f"{self.name} v{self.version}{alias}"
-
-
-@dataclass(frozen=True)
 class ModelInfo:
-    """`GET /model_info`, with the fields the app needs pulled out; `raw` keeps everything else."""
+    """The app's view of `GET /model_info` (`schemas.ModelInfo`): the fields its widgets need, flattened."""
 
     model: ModelRef
     tag: str
@@ -65,18 +63,22 @@ class ModelInfo:
     max_batch_texts: int
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-
-@dataclass(frozen=True)
-class Options:
-    """Per-request decoding options; `None` leaves the choice to the service (the model's default)."""
-
-    max_keywords: int | None = None
-    filter_ungrounded: bool | None = None
-    num_beams: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        # The service refuses an explicit null, so options left to it are left out.
-        return {name: value for name, value in vars(self).items() if value is not None}
+    @classmethod
+    def of(cls, served: ServedModelInfo, raw: dict[str, Any]) -> ModelInfo:
+        decoding = served.decoding
+        return cls(
+            model=ModelRef(name=served.name, version=served.version, alias=served.alias),
+            tag=served.tag,
+            test_f1=served.test_f1,
+            base_model=served.base_model,
+            num_beams=decoding.num_beams,
+            max_num_beams=decoding.max_num_beams,
+            filter_ungrounded=decoding.filter_ungrounded,
+            max_keywords=decoding.max_keywords,
+            max_text_chars=served.limits["max_text_chars"],
+            max_batch_texts=served.limits["max_batch_texts"],
+            raw=raw,
+        )
 
 
 @dataclass(frozen=True)
@@ -195,20 +197,17 @@ def _request(client: httpx.Client, method: str, path: str, json: Any = None) -> 
         raise ServiceError(f"{url} did not answer JSON: is this the keyword service?", "protocol") from error
 
 
-def _model_ref(body: Any, url: str) -> ModelRef:
+def _parse(schema: type[Answer], body: Any, url: str) -> Answer:
+    """The service's answer read with the service's own response type; anything else is not the service."""
     try:
-        model = body["model"] if "model" in body else body
-        return ModelRef(name=str(model["name"]), version=str(model["version"]), alias=str(model.get("alias") or ""))
-    except (KeyError, TypeError) as error:
+        return schema.model_validate(body)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
         raise ServiceError(
-            f"{url} answered without naming its model: is this the keyword service?", "protocol"
+            f"{url} answered an unexpected document ({where}: {problem['msg']}): is this the keyword service?",
+            "protocol",
         ) from error
-
-
-def _keyword_list(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise TypeError("keywords must be a list of strings")
-    return value
 
 
 def health(base_url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> Health:
@@ -231,27 +230,7 @@ def model_info(base_url: str, timeout_s: float = 10.0) -> ModelInfo:
     """What is served and how it decodes by default; the app builds its option widgets from it."""
     with _client(base_url, timeout_s) as client:
         body = _request(client, "GET", "/model_info")
-        try:
-            decoding, limits = body["decoding"], body["limits"]
-            return ModelInfo(
-                model=_model_ref(body, _base(client)),
-                tag=str(body.get("tag", "")),
-                test_f1=None if body.get("test_f1") is None else float(body["test_f1"]),
-                base_model=str(body.get("base_model", "")),
-                num_beams=int(decoding["num_beams"]),
-                max_num_beams=int(decoding["max_num_beams"]),
-                filter_ungrounded=bool(decoding["filter_ungrounded"]),
-                max_keywords=int(decoding["max_keywords"]),
-                max_text_chars=int(limits["max_text_chars"]),
-                max_batch_texts=int(limits["max_batch_texts"]),
-                raw=body,
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ServiceError(
-                f"{_base(client)}/model_info answered an unexpected document ({type(error).__name__}: {error}): "
-                "is this the keyword service?",
-                "protocol",
-            ) from error
+        return ModelInfo.of(_parse(ServedModelInfo, body, f"{_base(client)}/model_info"), body)
 
 
 def extract(base_url: str, text: str, options: Options = Options(), timeout_s: float = DEFAULT_TIMEOUT_S) -> Extraction:
@@ -261,11 +240,8 @@ def extract(base_url: str, text: str, options: Options = Options(), timeout_s: f
     started = time.perf_counter()
     with _client(base_url, timeout_s) as client:
         body = _request(client, "POST", "/extract", json={"text": text, **options.as_json()})
-        try:
-            keywords = _keyword_list(body["keywords"])
-        except (KeyError, TypeError) as error:
-            raise ServiceError(f"{_base(client)}/extract answered without keywords.", "protocol") from error
-        return Extraction(keywords, _model_ref(body, _base(client)), time.perf_counter() - started)
+        answer = _parse(ExtractResponse, body, f"{_base(client)}/extract")
+        return Extraction(answer.keywords, answer.model, time.perf_counter() - started)
 
 
 def extract_batch(
@@ -296,15 +272,16 @@ def extract_batch(
             except ServiceError as error:
                 raise ServiceError(f"{where}: {error.message}", error.kind, error.status_code) from error
             try:
-                answers = [_keyword_list(item) for item in body["keywords"]]
-            except (KeyError, TypeError) as error:
-                raise ServiceError(f"{where}: the service answered without keyword lists.", "protocol") from error
+                answer = _parse(ExtractBatchResponse, body, f"{_base(client)}/extract_batch")
+            except ServiceError as error:
+                raise ServiceError(f"{where}: {error.message}", error.kind) from error
+            answers = answer.keywords
             if len(answers) != len(chunk):
                 raise ServiceError(
                     f"{where}: the service answered {len(answers)} keyword lists for {len(chunk)} questions.",
                     "protocol",
                 )
-            answered_by = _model_ref(body, _base(client))
+            answered_by = answer.model
             if model is not None and answered_by != model:
                 raise ServiceError(
                     f"{where}: the served model changed during the batch ({model.label} → {answered_by.label}); "
@@ -316,5 +293,5 @@ def extract_batch(
             if on_progress is not None:
                 on_progress(len(results), len(texts))
     if model is None:  # no questions: nothing was asked
-        model = ModelRef("", "", "")
+        model = ModelRef(name="", version="", alias="")
     return BatchExtraction(results, model, time.perf_counter() - started)

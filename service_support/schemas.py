@@ -59,6 +59,10 @@ class Options(BaseModel):
             raise ValueError("null is not allowed: give a value or leave the field out")
         return value
 
+    def as_json(self) -> dict[str, object]:
+        """The body fields a client sends: options left to the service are left out (it refuses null)."""
+        return self.model_dump(exclude_none=True)
+
 
 class ExtractRequest(Options):
     model_config = ConfigDict(
@@ -83,6 +87,11 @@ class ModelRef(BaseModel):
     name: str
     version: str
     alias: str
+
+    @property
+    def label(self) -> str:
+        alias = f" ({self.alias})" if self.alias else ""
+        return f"{self.name} v{self.version}{alias}"
 
 
 class ExtractResponse(BaseModel):

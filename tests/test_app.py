@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from streamlit.testing.v1 import AppTest
 
 from app_support import client
@@ -156,7 +157,8 @@ def test_chat_sends_the_sidebar_options(service, defaults, monkeypatch):
     many = Options(max_keywords=defaults.max_keywords, filter_ungrounded=not defaults.filter_ungrounded, num_beams=2)
     answers = client.extract_batch(service.url, QUESTIONS[:32], many, chunk_size=MAX_BATCH_TEXTS).keywords
     question = next(q for q, found in zip(QUESTIONS, answers) if len(found) >= 2)
-    expected = client.extract(service.url, question, Options(1, many.filter_ungrounded, many.num_beams))
+    one = Options(max_keywords=1, filter_ungrounded=many.filter_ungrounded, num_beams=many.num_beams)
+    expected = client.extract(service.url, question, one)
     assert len(expected.keywords) == 1
     app = start_app(service.url, monkeypatch)
     app.slider(key="max_keywords").set_value(1)
@@ -392,7 +394,8 @@ def test_client_against_the_service_chunks_reports_progress_and_passes_4xx_text(
         service.url, texts, defaults, chunk_size=MAX_BATCH_TEXTS, on_progress=lambda *a: seen.append(a)
     )
     assert seen == [(8, 20), (16, 20), (20, 20)]
-    assert result.model == client.ModelRef("keyword-extractor", "7", "champion") and len(result.keywords) == 20
+    served = client.ModelRef(name="keyword-extractor", version="7", alias="champion")
+    assert result.model == served and len(result.keywords) == 20
     assert result.keywords[:3] == [client.extract(service.url, text, defaults).keywords for text in texts[:3]]
 
     with pytest.raises(ServiceError) as caught:
@@ -402,10 +405,10 @@ def test_client_against_the_service_chunks_reports_progress_and_passes_4xx_text(
         "questions 1–9: The service refused the request (HTTP 400): invalid request: "
         f"texts: List should have at most {MAX_BATCH_TEXTS} items after validation, not 9"
     )
-    with pytest.raises(
-        ServiceError, match=r"HTTP 400\): invalid request: max_keywords: Input should be less"
-    ) as caught:
-        client.extract(service.url, "관세", Options(max_keywords=11))
+    with pytest.raises(ServiceError, match=r"HTTP 400\): invalid request: text: String should have at most"):
+        client.extract(service.url, "관" * (MAX_TEXT_CHARS + 1))
+    with pytest.raises(ValidationError, match="max_keywords"):  # the service's own type: refused before sending
+        Options(max_keywords=11)
     info = client.model_info(service.url)
     assert (info.max_text_chars, info.max_batch_texts, info.model.label) == (
         MAX_TEXT_CHARS,

@@ -86,7 +86,9 @@ def test_chat_and_batch_in_headless_chromium(chromium, app_url, service, tmp_pat
     from playwright.sync_api import expect, sync_playwright
 
     info = client.model_info(service.url)
-    defaults = Options(info.max_keywords, info.filter_ungrounded, info.num_beams)
+    defaults = Options(
+        max_keywords=info.max_keywords, filter_ungrounded=info.filter_ungrounded, num_beams=info.num_beams
+    )
     # Two questions, the first one answered with several keywords (a better picture than a lone particle).
     answers = client.extract_batch(service.url, QUESTIONS[:16], defaults, chunk_size=info.max_batch_texts).keywords
     first = next((q for q, found in zip(QUESTIONS, answers) if len(found) >= 2), QUESTIONS[0])
