@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keyword_extractor.text.span_features import ParsedQuestion, SpanCounts, span_features
+from keyword_extractor.text.span_features import ParsedQuestion, SpanCounts, labelled_examples, span_features
 
 FOLDS = 5
 MIN_ROWS = 20  # fewer questions cannot score each fifth from the others: no suspects are looked for
@@ -50,11 +50,7 @@ def out_of_fold_probabilities(
         fit_parsed = [parsed[i] for i in fit_rows]
         fit_golds = [golds[i] for i in fit_rows]
         counts = SpanCounts.count(fit_parsed, fit_golds)
-        features, labels = [], []
-        for question, gold in zip(fit_parsed, fit_golds, strict=True):
-            names, rows = span_features(question, counts, gold)
-            features.extend(rows)
-            labels.extend(name in gold for name in names)
+        features, labels = labelled_examples(fit_parsed, fit_golds, counts)
         if len(set(labels)) < 2:
             continue
         scorer = HistGradientBoostingClassifier(

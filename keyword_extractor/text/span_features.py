@@ -97,6 +97,27 @@ def _one_hot(tag: str, vocabulary: Sequence[str]) -> list[float]:
     return [float(tag == known) for known in vocabulary] + [float(tag not in vocabulary)]
 
 
+def labelled_examples(
+    parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], counts: SpanCounts, also_unseen: bool = False
+) -> tuple[list[list[float]], list[bool]]:
+    """Every candidate span of every training question as (features, is a gold keyword).
+
+    Each question leaves its own counts out. `also_unseen` adds each question a second time as if none of
+    its spans had ever been seen: what a question on a topic the training data never covered looks like.
+    The span scorer and the label audit both learn from these; a question's rows stay together, in
+    question order, because the scorer's early-stopping split depends on the order.
+    """
+    views = [(counts, True)] + ([(counts.unseen(), False)] if also_unseen else [])
+    features: list[list[float]] = []
+    labels: list[bool] = []
+    for question, gold in zip(parsed, golds, strict=True):
+        for view, leave_own_out in views:
+            spans, rows = span_features(question, view, gold if leave_own_out else None)
+            features.extend(rows)
+            labels.extend(span in gold for span in spans)
+    return features, labels
+
+
 def span_features(
     question: ParsedQuestion,
     counts: SpanCounts,
