@@ -7,6 +7,7 @@ KEYWORD_MAX_BODY_BYTES (and int8 forced by KEYWORD_QUANTIZE); every request goes
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import psutil
@@ -69,6 +70,10 @@ def test_every_route_but_the_probes_needs_the_token(guarded):
     assert httpx.post(f"{guarded.url}/extract", json=body, headers=_auth("wrong"), timeout=30).status_code == 401
     assert httpx.get(f"{guarded.url}/model_info", timeout=30).status_code == 401
     assert httpx.get(f"{guarded.url}/docs.json", timeout=30).status_code == 401
+    correction = {"query": QUESTION, "model_keywords": [], "model_version": "1", "keywords": ["면세한도"]}
+    assert httpx.post(f"{guarded.url}/feedback", json=correction, timeout=30).status_code == 401
+    sent = httpx.post(f"{guarded.url}/feedback", json=correction, headers=_auth(), timeout=30)
+    assert sent.status_code == 200, sent.text
     answered = httpx.post(f"{guarded.url}/extract", json=body, headers=_auth(), timeout=60)
     assert answered.status_code == 200, answered.text
     for probe in ("/livez", "/readyz", "/metrics"):
@@ -104,3 +109,27 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(guarded):
     )
     assert fits.status_code == 200, fits.text
     assert len(fits.json()["keywords"]) == 3
+
+
+def _raw_exchange(url: str, head: bytes, body: bytes) -> bytes:
+    """One request written byte for byte on a socket (no client library normalising the headers)."""
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=30) as connection:
+        connection.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+    return answer
+
+
+def test_content_length_beside_chunked_framing_is_refused_not_read(guarded):
+    """Declared 5 bytes, sent chunked and far over the limit: once read as chunked and answered 200."""
+    payload = json.dumps({"texts": [QUESTION] * 400}).encode()  # ~22 KB, over MAX_BODY_BYTES
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (payload[:8000], payload[8000:])) + b"0\r\n\r\n"
+    head = (
+        b"POST /extract_batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    status_line = _raw_exchange(guarded.url, head, chunked).split(b"\r\n", 1)[0]
+    assert status_line.split()[1] == b"400", status_line
