@@ -53,6 +53,9 @@ measured choices are in benchmarks/README.md, "Serving":
   when the model loads; `int8` and `off` force
 - `KEYWORD_GREEDY_LOOP` (1 or 0; default 1): greedy requests through the project's greedy loop (same
   answers as `generate`, faster)
+- `KEYWORD_FEEDBACK_URL` (text; default 'sqlite:///artifacts/feedback.db'): SQLAlchemy URL of the
+  store of corrections sent to POST /feedback (SQLite file by default; postgresql+psycopg://… in the
+  deploy/ stack)
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ from collections import defaultdict
 
 import aiohttp
 import bentoml
-from bentoml.exceptions import ServiceUnavailable
+from bentoml.exceptions import ServiceUnavailable, UnprocessableEntity
 from fastapi import FastAPI
 
+from keyword_extractor.feedback.rules import correction_problems
+from keyword_extractor.feedback.store import Correction, FeedbackStore
 from keyword_extractor.model.artifact import InferenceSettings
 from service_support.middleware import RequestGuard
 from service_support.request_merging import RequestMerger
@@ -77,6 +82,8 @@ from service_support.schemas import (
     ExtractJob,
     ExtractRequest,
     ExtractResponse,
+    FeedbackReceipt,
+    FeedbackRequest,
     ModelInfo,
     ModelRef,
     Options,
@@ -191,6 +198,7 @@ class KeywordService:
             version=labels.get("mlflow_version") or str(stored.tag.version),
             alias=labels.get("mlflow_alias", ""),
         )
+        self._feedback: FeedbackStore | None = None
         s = self.settings
         f1 = labels.get("test_f1", "")
         self.info = ModelInfo(
@@ -260,6 +268,26 @@ class KeywordService:
         """Keywords of many questions, in input order."""
         return ExtractBatchResponse(keywords=await self._extract(request.texts, request), model=self.ref)
 
+    @bentoml.api(route="/feedback")
+    def feedback(self, request: FeedbackRequest, /) -> FeedbackReceipt:
+        """A person's correction of a question's keywords, kept for review; only accepted ones reach training.
+
+        Checked with the labelling rules of a training row (422 with the reasons when it breaks them).
+        The same correction twice is one record: the second answer says `created: false`.
+        """
+        if problems := correction_problems(request.query, request.keywords):
+            raise UnprocessableEntity("correction refused: " + "; ".join(problems))
+        receipt = self.feedback_store().add(
+            Correction(request.query, request.keywords, request.model_keywords, request.model_version, request.comment)
+        )
+        return FeedbackReceipt(id=receipt.id, created=receipt.created, status=receipt.status)
+
+    def feedback_store(self) -> FeedbackStore:
+        """Opened on first use: a service that never receives feedback never touches the database."""
+        if self._feedback is None:
+            self._feedback = FeedbackStore(SETTINGS.feedback_url)
+        return self._feedback
+
     @info_app.get("/model_info", response_model=ModelInfo, tags=["Service APIs"])
     async def model_info(self) -> ModelInfo:
         """Which model is served, how good it was on the test set, how it decodes and in which precision."""
@@ -278,4 +306,9 @@ class KeywordService:
         return answer if isinstance(answer, Precision) else Precision.model_validate(answer)
 
 
-KeywordService.add_asgi_middleware(RequestGuard, api_token=SETTINGS.api_token, max_body_bytes=SETTINGS.max_body_bytes)
+KeywordService.add_asgi_middleware(
+    RequestGuard,
+    api_token=SETTINGS.api_token,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    paths=("/extract", "/extract_batch", "/feedback"),
+)

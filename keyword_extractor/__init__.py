@@ -8,8 +8,9 @@ holds this against the code):
           \       /
           inference                the one inference path (KeywordExtractor), bulk prediction
               |
-            model                  the model directory: options, tokenizer/encoding, decoding, span selector
-              |
+            model    feedback      the model directory: options, tokenizer/encoding, decoding, span selector;
+              |     /              people's corrections: checked like training rows, stored, reviewed, exported
+              |    /
             data                   labelled files: reading, validation, folds, augmentation, label audit
               |
             text                   Korean words, candidate spans, keyword lists, metrics, the Kiwi rule

@@ -32,9 +32,12 @@ def bentoml_env(home: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without BentoML/KEYWORD settings or PYTHONPATH, with BENTOML_HOME=`home`.
 
     No PYTHONPATH: `bentoml serve` must find the code itself (the project dir, or the Bento's own copy).
+    Corrections sent to this server go to a store under `home`, never to the project's artifacts/.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "KEYWORD_")) and k != "PYTHONPATH"}
-    env.update(BENTOML_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
+    env.update(
+        BENTOML_HOME=str(home), PYTHONUNBUFFERED="1", KEYWORD_FEEDBACK_URL=f"sqlite:///{home}/feedback.db", **extra
+    )
     return env
 
 

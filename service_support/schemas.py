@@ -15,6 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, load_settings
 
 _LIMITS = load_settings()
+MAX_KEYWORD_CHARS = 100  # one keyword of a correction
+MAX_COMMENT_CHARS = 1000
 MAX_TEXT_CHARS, MAX_BATCH_TEXTS = _LIMITS.max_text_chars, _LIMITS.max_batch_texts
 
 
@@ -79,6 +81,42 @@ class ExtractBatchRequest(Options):
     )
 
     texts: list[Question] = Field(max_length=MAX_BATCH_TEXTS, description=f"at most {MAX_BATCH_TEXTS} questions")
+
+
+Keyword = Annotated[str, Field(min_length=1, max_length=MAX_KEYWORD_CHARS)]
+
+
+class FeedbackRequest(BaseModel):
+    """A correction: the question, what the model answered (and which version), the keywords it should have."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        title="FeedbackRequest",
+        json_schema_extra={
+            "example": {
+                "query": "여행자 휴대품 면세한도는 얼마인가요?",
+                "model_keywords": ["여행자", "면세한도"],
+                "model_version": "7",
+                "keywords": ["여행자 휴대품", "면세한도"],
+                "comment": "여행자 휴대품 is one term",
+            }
+        },
+    )
+
+    query: Question
+    model_keywords: list[Keyword] = Field(max_length=MAX_KEYWORDS, description="the keywords the model gave")
+    model_version: str = Field(max_length=200, description="the version that gave them (`model.version`)")
+    keywords: list[Keyword] = Field(
+        max_length=MAX_KEYWORDS, description="the corrected keywords: spans of the question, verbatim"
+    )
+    comment: str = Field("", max_length=MAX_COMMENT_CHARS, description="optional: why, for the reviewer")
+
+
+class FeedbackReceipt(BaseModel):
+    id: int
+    created: bool = Field(description="false: the same correction was already stored; this is its id")
+    status: str = Field(description='"pending" until a reviewer accepts or rejects it')
 
 
 class ModelRef(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyword_extractor.common.results import REGISTERED_MODEL
+from keyword_extractor.feedback import DEFAULT_URL as FEEDBACK_DEFAULT_URL
 from keyword_extractor.model.artifact import PrecisionRequest
 
 ENV_PREFIX = "KEYWORD_"
@@ -87,6 +88,11 @@ class ServiceSettings(BaseSettings):
     )
     greedy_loop: bool = Field(
         True, description="greedy requests through the project's greedy loop (same answers as `generate`, faster)"
+    )
+    feedback_url: str = Field(
+        FEEDBACK_DEFAULT_URL,
+        description="SQLAlchemy URL of the store of corrections sent to POST /feedback (SQLite file by default; "
+        "postgresql+psycopg://… in the deploy/ stack)",
     )
 
     @field_validator("host")

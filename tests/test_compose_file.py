@@ -16,7 +16,7 @@ def test_compose_file_wires_the_same_topology():
     services = compose["services"]
     assert set(services) == {"postgres", "mlflow", "prefect-server", "worker", "keyword-service"}
     created = set(re.findall(r"CREATE DATABASE (\w+);", (deploy / "initdb" / "create-databases.sql").read_text()))
-    assert created == {"mlflow", "prefect"}
+    assert created == {"mlflow", "prefect", "feedback"}
     user = services["postgres"]["environment"]["POSTGRES_USER"]
     assert f"{user}:${{POSTGRES_PASSWORD:-change-me}}@postgres:5432/mlflow" in services["mlflow"]["command"]
     prefect_db = services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
@@ -25,6 +25,10 @@ def test_compose_file_wires_the_same_topology():
         env = services[name]["environment"]
         assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert (
+            env["KEYWORD_FEEDBACK_URL"]
+            == f"postgresql+psycopg://{user}:${{POSTGRES_PASSWORD:-change-me}}@postgres:5432/feedback"
+        )
         assert services[name]["build"]["dockerfile"] == "deploy/project.Dockerfile"
     assert "--port 5000" in services["mlflow"]["command"] and "--port 4200" in services["prefect-server"]["command"]
     published = [port for service in services.values() for port in service.get("ports", [])]

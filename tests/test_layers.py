@@ -13,7 +13,7 @@ from keyword_extractor.common.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "keyword_extractor"
 # bottom first; wings on the same level may not import each other
-LEVELS = (("common",), ("text",), ("data",), ("model",), ("inference",), ("training", "evaluation"))
+LEVELS = (("common",), ("text",), ("data",), ("model", "feedback"), ("inference",), ("training", "evaluation"))
 LEVEL = {wing: height for height, wings in enumerate(LEVELS) for wing in wings}
 
 

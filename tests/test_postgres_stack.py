@@ -34,6 +34,7 @@ def postgres() -> Iterator[Postgres]:
     with running_postgres() as server:
         server.create_database("mlflow")
         server.create_database("prefect")
+        server.create_database("feedback")
         yield server
 
 
@@ -88,3 +89,19 @@ def test_pipeline_through_a_deployment_on_postgres_backed_servers(stack, postgre
     states = postgres.sql("prefect", "SELECT state_type FROM flow_run WHERE name IS NOT NULL").split()
     assert "COMPLETED" in states, states
     assert list((Path(env["BENTOML_HOME"]) / "bentos" / "keyword-extractor").iterdir()), "no Bento was built"
+
+
+def test_the_feedback_store_on_postgresql_takes_concurrent_writers(postgres):
+    """The deploy/ stack keeps corrections in PostgreSQL: the same content key decides there too."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from keyword_extractor.feedback.store import FeedbackStore
+    from tests.test_feedback import SHARED, _add_many
+
+    url = postgres.url("feedback", "postgresql+psycopg")
+    FeedbackStore(url).dispose()
+    with ProcessPoolExecutor(4) as pool:
+        results = list(pool.map(_add_many, [url] * 4, range(4)))
+    created = sum(created for answers in results for _, created in answers)
+    stored = FeedbackStore(url).corrections()
+    assert len(stored) == created == len(SHARED) + 4 * 10

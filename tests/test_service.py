@@ -67,6 +67,7 @@ def server(selected_model_dir, tmp_path_factory):
     )
     running = start_bento(".", env, home / "serve.log")  # the project dir: bentofile.yaml names the service
     running.tag = tag
+    running.feedback_url = env["KEYWORD_FEEDBACK_URL"]
     yield running
     stop_bento(running)
 
@@ -140,7 +141,7 @@ def test_bentoml_endpoints_remain(client):
     for path in ("/healthz", "/livez", "/readyz", "/metrics"):
         assert client.get(path).status_code == 200, path
     paths = client.get("/docs.json").json()["paths"]
-    assert {"/extract", "/extract_batch", "/model_info"} <= set(paths)
+    assert {"/extract", "/extract_batch", "/model_info", "/feedback"} <= set(paths)
     assert "extract_many" not in json.dumps(paths)  # the batching method stays internal
 
 
@@ -155,10 +156,50 @@ def test_every_route_the_readme_names_answers(client):
     """README's routes, as written: a renamed or moved route (like a `/docs` that was a 404) fails here."""
     named = readme_service_paths()
     assert {("POST", "/extract"), ("GET", "/docs.json"), ("GET", "/")} <= named, named
-    bodies = {"/extract": {"text": QUESTIONS[0]}, "/extract_batch": {"texts": QUESTIONS[:2]}}
+    bodies = {"/extract": {"text": QUESTIONS[0]}, "/extract_batch": {"texts": QUESTIONS[:2]}, "/feedback": CORRECTION}
     for method, path in sorted(named):
         answer = client.request(method, path, json=bodies.get(path)) if method == "POST" else client.get(path)
         assert answer.status_code == 200, (method, path, answer.status_code, answer.text[:300])
+
+
+# --- feedback ------------------------------------------------------------------------------------------------
+
+CORRECTION = {
+    "query": "여행자 휴대품 면세한도는 얼마인가요?",
+    "model_keywords": ["여행자", "면세한도"],
+    "model_version": "3",
+    "keywords": ["여행자 휴대품", "면세한도"],
+    "comment": "여행자 휴대품 is one term",
+}
+
+
+def test_a_correction_is_stored_once_for_review(client, server):
+    from keyword_extractor.feedback.store import FeedbackStore
+
+    correction = {**CORRECTION, "keywords": ["여행자 휴대품"]}  # sent by no other test
+    first = client.post("/feedback", json=correction)
+    assert first.status_code == 200, first.text
+    receipt = first.json()
+    assert receipt["created"] is True and receipt["status"] == "pending"
+    again = client.post("/feedback", json=correction).json()
+    assert (again["id"], again["created"]) == (receipt["id"], False)
+    stored = {s.id: s for s in FeedbackStore(server.feedback_url).corrections()}
+    assert stored[receipt["id"]].correction.keywords == ["여행자 휴대품"]
+    assert stored[receipt["id"]].status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("keywords", "reason"),
+    [(["관세청"], "'관세청' does not occur in the question"), (["면세한도", "면세한도"], "more than once: 면세한도")],
+)
+def test_a_correction_that_breaks_the_labelling_rules_is_a_422_with_the_reason(client, keywords, reason):
+    answer = client.post("/feedback", json={**CORRECTION, "keywords": keywords})
+    assert answer.status_code == 422 and reason in answer.json()["error"], answer.text
+
+
+def test_a_malformed_correction_is_a_400(client):
+    answer = client.post("/feedback", json={**CORRECTION, "keywords": "면세한도"})
+    assert answer.status_code == 400 and "keywords: Input should be a valid array" in answer.json()["error"]
 
 
 # --- bad input: 4xx with a message, never 5xx ---------------------------------------------------------------

@@ -114,6 +114,23 @@ def _schema_problems(table: TsvTable, limits: dict[str, int]) -> list[Problem]:
     return []
 
 
+def row_problems(
+    query: str,
+    keyword_cell: str,
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    max_keywords: int = DEFAULT_MAX_KEYWORDS,
+) -> list[str]:
+    """One row through the same schema as a file, with the same sentences: for rows that come one at a time."""
+    rows = pd.DataFrame({"query": [query], "keyword": [keyword_cell], "line": [1]})
+    limits = {"max_query_chars": max_query_chars, "max_keywords": max_keywords}
+    try:
+        build_schema(max_query_chars, max_keywords).validate(rows, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases.to_dict("records")
+        return [_explain(str(c["check"]), str(c["column"]), str(rows.loc[0, c["column"]]), limits) for c in cases]
+    return []
+
+
 def _failure_problem(table: TsvTable, case: dict[str, Any], limits: dict[str, int]) -> Problem:
     column = case.get("column")
     index = case.get("index")
