@@ -10,25 +10,22 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
-import inspect
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
-from prefect.utilities.callables import parameter_schema
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel
 
-from keyword_extractor.common.cli import add_model_options, model_from_args
+from flows.options import flow_arguments, flow_options, flow_parser
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
 from keyword_extractor.common.results import CHAMPION, EvaluationResult, Registration, TrainResult
 from keyword_extractor.integrations import tracking
-from keyword_extractor.model.config import PRESETS, TrainConfig
+from keyword_extractor.model.config import TrainConfig
 from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 
 NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
@@ -48,6 +45,7 @@ class PipelineSummary(BaseModel):
     baseline_f1: float
     promotion: str
     bento_tag: str | None
+    extra_train_rows: int = 0  # rows from extra training files (accepted corrections), 0 without any
 
     def next_steps(self) -> list[str]:
         """The commands that show this run's result: runs in MLflow, the Bento over HTTP, the app."""
@@ -66,6 +64,7 @@ def publish_summary(summary: PipelineSummary) -> None:
         ("MLflow run", f"`{summary.mlflow_run_id}`"),
         ("registered", f"keyword-extractor v{summary.model_version} ({summary.alias})"),
         ("F1 vs Kiwi baseline", f"{summary.f1:.4f} vs {summary.baseline_f1:.4f}"),
+        ("extra training rows", str(summary.extra_train_rows)),
         ("promotion", summary.promotion),
         ("Bento", f"`{summary.bento_tag}`" if summary.bento_tag else "none built"),
         ("model directory", f"`{summary.model_dir}`"),
@@ -125,6 +124,7 @@ def finish(
     evaluation: EvaluationResult,
     registration: Registration,
     bento_tag: str | None,
+    extra_train_rows: int = 0,
 ) -> PipelineSummary | State:
     """The run's headline, logged (for `--watch` and `prefect flow-run logs`) and published as an artifact.
 
@@ -155,10 +155,12 @@ def finish(
         baseline_f1=evaluation.baseline_f1,
         promotion=registration.decision,
         bento_tag=bento_tag,
+        extra_train_rows=extra_train_rows,
     )
     publish_summary(summary)
     log.info(
-        "pipeline summary: F1 %.4f vs Kiwi baseline %.4f; %s v%s is %s; Bento %s; report %s/evaluation/report.md",
+        "pipeline summary: F1 %.4f vs Kiwi baseline %.4f; %s v%s is %s; Bento %s; report %s/evaluation/report.md; "
+        "%d rows from extra training files",
         summary.f1,
         summary.baseline_f1,
         registration.name,
@@ -166,12 +168,43 @@ def finish(
         summary.alias,
         summary.bento_tag or "not built",
         summary.run_dir,
+        summary.extra_train_rows,
     )
     log.info("look at the result: %s", " ; ".join(summary.next_steps()))
     if not registration.promoted:
         log.warning("not promoted: %s", registration.decision)
         return Completed(name=NOT_PROMOTED, message=registration.decision, data=summary)
     return summary
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    training_file: str  # what fine-tuning reads: the training file, or it combined with the extra files
+    extra_files: list[Path]
+    extra_rows: int
+    validation_files: list[str]  # reports, logged to MLflow
+
+
+def prepare_data(
+    train_file: Path, extra_train: list[str], test_file: Path, run_dir: Path, limits: tuple[int, int]
+) -> PreparedData:
+    """validate-data on the training file and on each extra file (each against the test file), then combine."""
+    from tasks.combine import combine_training_data
+    from tasks.validate import validate_data
+
+    checked = [validate_data(str(train_file), str(test_file), str(run_dir / "validation"), *limits)]
+    extra_files = [(PROJECT_ROOT / path).resolve() for path in extra_train]
+    for index, extra in enumerate(extra_files, start=1):
+        checked.append(
+            validate_data(str(extra), str(test_file), str(run_dir / "validation" / f"extra-{index}"), *limits)
+        )
+    reports = [path for result in checked for path in (result.json_report, result.markdown_report)]
+    if not extra_files:
+        return PreparedData(str(train_file), [], 0, reports)
+    combined = combine_training_data(
+        str(train_file), [str(p) for p in extra_files], str(run_dir / "data" / "train.tsv")
+    )
+    return PreparedData(combined.path, extra_files, combined.extra_rows, reports)
 
 
 @flow(name="train-pipeline", log_prints=True)
@@ -187,6 +220,7 @@ def train_pipeline(
     force_promotion: bool = False,
     build: bool = True,
     build_if_not_promoted: bool = False,
+    extra_train: list[str] | None = None,
 ) -> PipelineSummary:
     """Validate the data, fine-tune, evaluate against the Kiwi baseline, register in MLflow.
 
@@ -209,73 +243,53 @@ def train_pipeline(
         force_promotion: make the new model champion whatever its F1.
         build: package the champion as a Bento at the end.
         build_if_not_promoted: build a Bento of the champion even when this run's model was not promoted.
+        extra_train: more training files (e.g. data/feedback.tsv, the accepted corrections), each validated like
+            train_path and logged to MLflow as its own dataset; a question they label again takes their keywords.
     """
     quiet_third_party_output()
     # imported here: the steps pull in torch, MLflow, BentoML and pandera, which --help never needs
     from tasks.evaluate import evaluate_model
     from tasks.finetune import fine_tune
     from tasks.tracking import log_evaluation, open_tracking_run
-    from tasks.validate import validate_data
 
     train_file, test_file = (PROJECT_ROOT / train_path).resolve(), (PROJECT_ROOT / test_path).resolve()
     run_name = run_name or default_run_name()
     run_dir = (PROJECT_ROOT / artifacts_dir / "runs" / run_name).resolve()
     get_run_logger().info("run %s: writing to %s", run_name, run_dir)
-    validation = validate_data(
-        str(train_file), str(test_file), str(run_dir / "validation"), max_query_chars, max_keywords
-    )
+    data = prepare_data(train_file, extra_train or [], test_file, run_dir, (max_query_chars, max_keywords))
     tracked = open_tracking_run(
-        run_name, str(train_file), str(test_file), [validation.json_report, validation.markdown_report]
+        run_name, str(train_file), str(test_file), data.validation_files, [str(path) for path in data.extra_files]
     )
-    trained: TrainResult = fine_tune(str(train_file), str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
+    trained: TrainResult = fine_tune(data.training_file, str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
     evaluation = evaluate_model(str(test_file), str(run_dir / "evaluation"), trained.model_dir)
     log_evaluation(
         tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
     )
     gate = PromotionGate(promotion_margin, force_promotion, build, build_if_not_promoted)
     registration, bento_tag = register_and_build(tracked.run_id, trained.model_dir, evaluation, test_file, gate)
-    return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag)
+    return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag, data.extra_rows)
 
 
 def pipeline_options() -> type[BaseModel]:
-    """The flow's own parameters (all but `training`) as a pydantic model, for the command line.
-
-    Written once, in `train_pipeline`'s signature (types and defaults) and docstring (descriptions): the
-    same source Prefect reads for a deployment's parameter form, so the UI and `--help` say the same.
-    """
-    schema = parameter_schema(train_pipeline.fn).properties
-    fields: dict[str, Any] = {}
-    for name, parameter in inspect.signature(train_pipeline.fn).parameters.items():
-        if name != "training":
-            description = schema[name].get("description", "")
-            fields[name] = (
-                parameter.annotation,
-                Field(parameter.default, description=description, json_schema_extra={"group": "pipeline"}),
-            )
-    return create_model("PipelineOptions", **fields)
-
-
-SHORT_FLAGS = {"train_path": "--train", "test_path": "--test"}  # the flags README has always used
+    """The flow's own parameters (all but `training`) as a pydantic model, for the command line."""
+    return flow_options(train_pipeline.fn)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.train_pipeline",
-        description="Run the training pipeline locally (no Prefect server needed): validate-data → fine-tune → "
+    return flow_parser(
+        train_pipeline.fn,
+        "python -m flows.train_pipeline",
+        "Run the training pipeline locally (no Prefect server needed): validate-data → fine-tune → "
         "evaluate → register → build-bento. The pipeline options are the flow's parameters (the same a "
         "deployment takes); the training options are those of `python -m keyword_extractor.training`. "
         "--base-model tiny trains a small model offline on CPU, the default fine-tunes KoBART.",
     )
-    add_model_options(parser, pipeline_options(), config_option=False, aliases=SHORT_FLAGS)
-    add_model_options(parser, TrainConfig, PRESETS)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     quiet_third_party_output()  # before the temporary local server starts: it reads its settings once
-    options = model_from_args(args, pipeline_options())
-    summary = train_pipeline(**options.model_dump(), training=model_from_args(args, TrainConfig))
+    summary = train_pipeline(**flow_arguments(train_pipeline.fn, args))
     print(summary.model_dump_json(indent=2))
     ui, serve, app = summary.next_steps()
     print(

@@ -20,7 +20,9 @@ class TrackingRun(BaseModel):
 
 
 @task(name="open-tracking-run", retries=2, retry_delay_seconds=5)
-def open_tracking_run(run_name: str, train_path: str, test_path: str, validation_files: list[str]) -> TrackingRun:
+def open_tracking_run(
+    run_name: str, train_path: str, test_path: str, validation_files: list[str], extra_paths: list[str] | None = None
+) -> TrackingRun:
     """One MLflow run per pipeline run, tagged with the Prefect flow run and the code version."""
     log = get_run_logger()
     uri = tracking.configure()
@@ -31,7 +33,7 @@ def open_tracking_run(run_name: str, train_path: str, test_path: str, validation
         "pipeline.run_name": run_name,
     }
     run_id = tracking.start_pipeline_run(run_name, tags)
-    digests = tracking.log_datasets(run_id, train_path, test_path)
+    digests = tracking.log_datasets(run_id, train_path, test_path, extra_paths or [])
     tracking.log_files(run_id, validation_files, "validation")
     log.info("MLflow run %s in %s (%s)", run_id, uri, tracking.ui_command())
     return TrackingRun(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.integrations import tracking
 from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
 from service_support.local_server import bentoml_env, start_bento, stop_bento
@@ -54,7 +55,12 @@ def printed_summary(stdout: str) -> dict:
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     workdir = tmp_path_factory.mktemp("flow")
-    return workdir, run_flow(workdir, *E2E_RUN, "--run-name", "e2e")
+    # an extra training file, as `python -m keyword_extractor.feedback export` writes it: 5 questions relabelled
+    rows = TRAIN_TSV.read_text(encoding="utf-8").splitlines()
+    extra = workdir / "feedback.tsv"
+    relabelled = [line.rsplit(", ", 1)[0] for line in rows[1:6]]  # each loses its last keyword
+    extra.write_text("\n".join([rows[0], *relabelled]) + "\n", encoding="utf-8")
+    return workdir, run_flow(workdir, *E2E_RUN, "--run-name", "e2e", "--extra-train", str(extra))
 
 
 def test_flow_runs_every_step_and_registers_a_champion(pipeline_run):
@@ -151,7 +157,12 @@ def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
     check = stored["extra"]["int8_check"]
     assert (check["fp32_f1"], check["int8_f1"]) == (run.data.metrics["val_f1_fp32"], run.data.metrics["val_f1_int8"])
     assert run.data.tags["pipeline.run_name"] == "e2e" and run.data.tags["prefect.flow_run_id"]
-    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "test"}
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "test", "extra:feedback.tsv"}
+    assert run.data.params["data.extra_train_rows"] == "5" and summary["extra_train_rows"] == 5
+    trained_on = load_pairs(workdir / "artifacts" / "runs" / "e2e" / "data" / "train.tsv")
+    assert len(trained_on) == len(load_pairs(TRAIN_TSV))  # 5 questions relabelled, none added
+    extra = load_pairs(workdir / "feedback.tsv")
+    assert trained_on.head(5)["keyword"].tolist() == extra["keyword"].tolist()
     files = {f.path for f in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/report.md", "evaluation/predictions.tsv"} <= files
     champion = client.get_model_version_by_alias("keyword-extractor", "champion")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from keyword_extractor.common.paths import PROJECT_ROOT, default_store, tracking_uri
@@ -79,20 +80,33 @@ def start_pipeline_run(run_name: str, tags: dict[str, str]) -> str:
         return run.info.run_id
 
 
-def log_datasets(run_id: str, train_path: str | Path, test_path: str | Path) -> dict[str, str]:
-    """Log train/test as MLflow datasets (with digests) and tag the file hashes; returns the file digests."""
+def log_datasets(
+    run_id: str, train_path: str | Path, test_path: str | Path, extra_paths: Sequence[str | Path] = ()
+) -> dict[str, str]:
+    """Log train/test (and each extra training file) as MLflow datasets with digests; returns the file digests.
+
+    Extra files are inputs of their own (`extra:<file name>`, context `training`), each with its digest
+    and row count as tags, so a run says which corrections it learned from and how many.
+    """
     import mlflow
 
     from keyword_extractor.data.tsv import load_pairs
 
+    inputs = [("train", train_path, "training"), ("test", test_path, "evaluation")]
+    inputs += [(f"extra:{Path(path).name}", path, "training") for path in extra_paths]
     digests = {}
     with mlflow.start_run(run_id=run_id):
-        for name, path, context in (("train", train_path, "training"), ("test", test_path, "evaluation")):
+        for name, path, context in inputs:
             frame = load_pairs(path)[["query", "keyword"]]
             dataset = mlflow.data.from_pandas(frame, source=str(Path(path).resolve()), name=name)
             mlflow.log_input(dataset, context=context)
             digests[name] = file_digest(path)
             mlflow.set_tag(f"data.{name}.sha256", digests[name])
+            if name.startswith("extra:"):
+                mlflow.set_tag(f"data.{name}.rows", str(len(frame)))
+        if extra_paths:
+            extra_rows = sum(len(load_pairs(path)) for path in extra_paths)
+            mlflow.log_param("data.extra_train_rows", extra_rows)
     return digests
 
 
@@ -110,3 +124,31 @@ def log_files(run_id: str, paths: list[str | Path], artifact_path: str) -> None:
         for path in paths:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+FEEDBACK_EXPORTED_AT = "feedback.exported_at"  # run tag: when the corrections it trained on were exported
+
+
+def mark_feedback_run(run_id: str, exported_at: str, last_id: int) -> None:
+    """Record on a pipeline run that it trained on the corrections accepted up to `exported_at`."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({FEEDBACK_EXPORTED_AT: exported_at, "feedback.last_id": str(last_id)})
+
+
+def last_feedback_export() -> str | None:
+    """When the corrections of the newest run that trained on them were exported (ISO time), or None."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{FEEDBACK_EXPORTED_AT}` != ''",
+        order_by=[f"tags.`{FEEDBACK_EXPORTED_AT}` DESC"],
+        max_results=1,
+    )
+    return runs[0].data.tags[FEEDBACK_EXPORTED_AT] if runs else None
