@@ -36,8 +36,9 @@ def bentoml_env(home: Path, **extra: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BENTOML_", "KEYWORD_")) and k != "PYTHONPATH"}
     env.update(
-        BENTOML_HOME=str(home), PYTHONUNBUFFERED="1", KEYWORD_FEEDBACK_URL=f"sqlite:///{home}/feedback.db", **extra
+        {"BENTOML_HOME": str(home), "PYTHONUNBUFFERED": "1", "KEYWORD_FEEDBACK_URL": f"sqlite:///{home}/feedback.db"}
     )
+    env.update(extra)
     return env
 
 

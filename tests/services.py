@@ -121,7 +121,9 @@ def make_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
     return result
 
 
-def run_deployment(env: dict[str, str], deployment: str, params: dict, worker_log: Path) -> str:
+def run_deployment(
+    env: dict[str, str], deployment: str, params: dict, worker_log: Path, expect: str = "Completed"
+) -> str:
     """Start a process worker on `local-process`, run `deployment` with `params`, wait; the CLI's + worker's output."""
     worker = start([PREFECT, "worker", "start", "--pool", "local-process"], env, worker_log)
     try:
@@ -138,7 +140,7 @@ def run_deployment(env: dict[str, str], deployment: str, params: dict, worker_lo
             timeout=660,
         )
         output = run.stdout + worker_log.read_text()
-        assert "Completed" in run.stdout, output[-4000:]
+        assert expect in run.stdout, output[-4000:]
         return output
     finally:
         stop(worker)

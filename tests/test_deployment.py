@@ -43,6 +43,7 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_wit
     env = prefect_env_with_server
     deployed = make_deploy(env)  # the README's command, on a server that has no pool yet
     assert "train-pipeline/local-cpu" in deployed.stdout and "train-pipeline/kobart-gpu" in deployed.stdout
+    assert "retrain-on-feedback/feedback-retrain" in deployed.stdout
     again = make_deploy(env)  # idempotent: the pools exist now, the deployments are updated
     assert "work pool local-process: exists" in again.stdout and "work pool gpu-process: exists" in again.stdout
 
@@ -62,3 +63,13 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_wit
     assert (workdir / "artifacts" / "runs" / "deployed" / "train" / "model" / "keyword_extractor.json").is_file()
     bentos = list((workdir / "bentoml" / "bentos" / "keyword-extractor").iterdir())
     assert bentos, "the deployment built no Bento"
+
+
+def test_the_scheduled_retrain_ends_saying_so_when_too_few_corrections_were_accepted(prefect_env_with_server, workdir):
+    env = prefect_env_with_server
+    make_deploy(env)
+    params = {"min_new": 1, "feedback_url": f"sqlite:///{workdir}/feedback.db", "artifacts_dir": str(workdir / "fb")}
+    log = workdir / "retrain-worker.log"
+    said = run_deployment(env, "retrain-on-feedback/feedback-retrain", params, log, expect="NothingToDo")
+    assert "0 correction(s) accepted since the start; 1 needed: no retraining" in said
+    assert not (workdir / "fb" / "runs").exists()
