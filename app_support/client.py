@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from service_support.schemas import (
     ExtractBatchResponse,
     ExtractResponse,
+    FeedbackReceipt,
+    FeedbackRequest,
     ModelRef,
     Options,
 )
@@ -121,15 +123,32 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def auth_headers() -> dict[str, str]:
-    """The service's bearer token when KEYWORD_API_TOKEN is set (the service then requires it)."""
+def configured_url() -> str:
+    """The service this deployment of the app is configured for: KEYWORD_SERVICE_URL, else the default."""
+    return normalize_url(os.environ.get("KEYWORD_SERVICE_URL", "").strip() or DEFAULT_URL)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+
+
+def auth_headers(base_url: str) -> dict[str, str]:
+    """The bearer token (KEYWORD_API_TOKEN) for the configured service's origin only.
+
+    The app's URL field is free text: a token sent to whatever was typed there could be collected by
+    anyone who points the app at a server they control.
+    """
     token = os.environ.get("KEYWORD_API_TOKEN", "").strip()
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    if not token or _origin(normalize_url(base_url)) != _origin(configured_url()):
+        return {}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _client(base_url: str, timeout_s: float) -> httpx.Client:
     timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
-    return httpx.Client(base_url=normalize_url(base_url), timeout=timeout, headers=auth_headers())
+    url = normalize_url(base_url)
+    return httpx.Client(base_url=url, timeout=timeout, headers=auth_headers(url), follow_redirects=False)
 
 
 def _base(client: httpx.Client) -> str:
@@ -295,3 +314,10 @@ def extract_batch(
     if model is None:  # no questions: nothing was asked
         model = ModelRef(name="", version="", alias="")
     return BatchExtraction(results, model, time.perf_counter() - started)
+
+
+def send_feedback(base_url: str, correction: FeedbackRequest, timeout_s: float = 30.0) -> FeedbackReceipt:
+    """A person's correction to `POST /feedback`; a 422 (it breaks the labelling rules) says why in `message`."""
+    with _client(base_url, timeout_s) as client:
+        body = _request(client, "POST", "/feedback", json=correction.model_dump())
+        return _parse(FeedbackReceipt, body, f"{_base(client)}/feedback")

@@ -82,6 +82,7 @@ def test_every_route_but_the_probes_needs_the_token(guarded):
 
 def test_the_client_sends_the_token_from_the_environment(guarded, monkeypatch):
     monkeypatch.setenv("KEYWORD_API_TOKEN", TOKEN)
+    monkeypatch.setenv("KEYWORD_SERVICE_URL", guarded.url)  # the token goes to the configured service only
     assert service_client.model_info(guarded.url).model.name == "keyword-extractor"
     assert isinstance(service_client.extract(guarded.url, QUESTION).keywords, list)
 
