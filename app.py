@@ -1,5 +1,10 @@
 """Try the keyword service in a browser: one question at a time (Chat) or a whole file (Batch).
 
+A wrong answer can be corrected where it is shown (Chat: per answer; Batch: edited rows) and sent to the
+service's `POST /feedback` for review. With KEYWORD_REVIEWER set (the reviewer's name), a Review tab
+lists the pending corrections beside the champion's answer now, to accept or reject
+(`app_support.corrections`).
+
     streamlit run app.py      # service URL from KEYWORD_SERVICE_URL, default http://127.0.0.1:3000
 
 The app only talks HTTP to the BentoML service (`app_support.client`) and loads no model, so it
@@ -18,6 +23,7 @@ import streamlit as st
 
 from app_support import client
 from app_support.client import ModelInfo, Options, ServiceError
+from app_support.corrections import correction_form, review_tab, reviewer, send_edited_rows
 from app_support.question_files import (
     MAX_FILE_BYTES,
     MAX_QUESTIONS,
@@ -28,6 +34,7 @@ from app_support.question_files import (
     results_jsonl,
     too_long,
 )
+from keyword_extractor.text.keywords import parse_keywords
 from service_support.settings import MAX_KEYWORDS  # the service's upper bound for `max_keywords`
 
 EXAMPLES = (
@@ -201,7 +208,7 @@ def ask(url: str, question: str, options: Options) -> dict:
     return turn
 
 
-def show_turn(turn: dict) -> None:
+def show_turn(turn: dict, url: str, number: int) -> None:
     with st.chat_message("user"):
         st.text(turn["question"])
     with st.chat_message("assistant", avatar=":material/key:"):
@@ -210,6 +217,7 @@ def show_turn(turn: dict) -> None:
             return
         meta = f"<span>⏱ {format_duration(turn['elapsed_s'])}</span><span>🧠 {model_html(turn['model'])}</span>"
         st.html(f'{chips_html(turn["keywords"])}<div class="kw-meta">{meta}</div>')
+        correction_form(url, turn, key=f"correct_{number}")
 
 
 def chat_tab(url: str, info: ModelInfo | None, options: Options) -> None:
@@ -226,15 +234,15 @@ def chat_tab(url: str, info: ModelInfo | None, options: Options) -> None:
     )
     question = prompt if prompt is not None else st.session_state.pop("pending_question", None)
     with history:
-        for turn in turns:
-            show_turn(turn)
+        for number, turn in enumerate(turns):
+            show_turn(turn, url, number)
         if question is not None and not question.strip():
             st.warning("The question is empty: type a question first.", icon=":material/edit:")
         elif question is not None:
             with st.spinner("Extracting keywords…"):
                 turn = ask(url, question, options)
             turns.append(turn)
-            show_turn(turn)
+            show_turn(turn, url, len(turns) - 1)
     if not turns:
         with examples, st.container(horizontal=True, key="examples"):
             for number, example in enumerate(EXAMPLES):
@@ -275,6 +283,7 @@ def batch_tab(url: str, info: ModelInfo | None, options: Options) -> None:
     batch = st.session_state.get("batch")
     if batch and batch["key"] == run_key:
         batch_results(batch, options, uploaded.name.rsplit(".", 1)[0] or "questions")
+        batch_corrections(url, batch)
 
 
 def uploaded_questions(uploaded, info: ModelInfo | None) -> tuple[Questions, str | None] | None:
@@ -376,6 +385,26 @@ def batch_results(batch: dict, options: Options, stem: str) -> None:
         )
 
 
+def batch_corrections(url: str, batch: dict) -> None:
+    """Correct the keywords of any rows in a table and send those rows as corrections for review."""
+    answered = [list(found) for found in batch["keywords"]]
+    with st.expander("Correct rows and send them for review", icon=":material/edit:"):
+        st.caption("Edit the keywords of a row (comma-separated, each written as in the question), then send.")
+        table = pd.DataFrame({"question": batch["questions"].texts, "keywords": [", ".join(k) for k in answered]})
+        edited = st.data_editor(table, hide_index=True, width="stretch", disabled=["question"], key="batch_corrections")
+        if st.button("Send corrected rows", icon=":material/send:", key="send_batch_corrections"):
+            corrected = [parse_keywords(cell or "") for cell in edited["keywords"]]
+            changed, saved, refused = send_edited_rows(
+                url, batch["questions"].texts, answered, corrected, batch["model"].version
+            )
+            if not changed:
+                st.info("No row was changed.", icon=":material/info:")
+            else:
+                st.success(f"{saved} of {changed} corrected rows saved for review.")
+            for reason in refused:
+                st.error(as_markdown_text(reason), icon=":material/block:")
+
+
 # --- page ---------------------------------------------------------------------------------------------------
 
 
@@ -390,11 +419,15 @@ def main() -> None:
     )
     if problem:
         st.error(as_markdown_text(problem), icon=":material/cloud_off:")
-    chat, batch = st.tabs(["💬 Chat", "📄 Batch"])
-    with chat:
+    name = reviewer()
+    tabs = st.tabs(["💬 Chat", "📄 Batch", *(["🔎 Review"] if name else [])])
+    with tabs[0]:
         chat_tab(url, info, options)
-    with batch:
+    with tabs[1]:
         batch_tab(url, info, options)
+    if name:
+        with tabs[2]:
+            review_tab(url, name)
 
 
 main()

@@ -541,3 +541,56 @@ def test_results_as_csv_for_excel_and_as_jsonl():
         {"line": 5, "question": "면세", "keywords": []},
     ]
     assert "관세" in lines[0]  # Hangul as is, not \\uXXXX
+
+
+def _another_span(question: str, answer: list[str]) -> str:
+    """A word of the question (its final ? dropped) that the answer does not already hold."""
+    return next(word for word in (w.rstrip("?") for w in question.split()) if word and word not in answer)
+
+
+# --- corrections and review -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_chat_answer_corrected_in_place_is_saved_and_only_a_reviewer_can_accept_it(service, defaults, monkeypatch):
+    from keyword_extractor.feedback.store import FeedbackStore
+
+    feedback_url = f"sqlite:///{service.log.parent}/feedback.db"  # the service fixture's own store
+    monkeypatch.setenv("KEYWORD_FEEDBACK_URL", feedback_url)
+    monkeypatch.delenv("KEYWORD_REVIEWER", raising=False)
+    answers = client.extract_batch(service.url, QUESTIONS[:16], defaults, chunk_size=MAX_BATCH_TEXTS).keywords
+    question, answer = next((q, found) for q, found in zip(QUESTIONS, answers) if found)
+    span = _another_span(question, answer)
+    app = start_app(service.url, monkeypatch)
+    assert [tab.label for tab in app.tabs] == ["💬 Chat", "📄 Batch"]  # no reviewer named: no Review tab
+    app.chat_input(key="question").set_value(question).run()
+    app.multiselect(key="correct_0_keywords").set_value([span]).run()  # the tags removed, a span typed in
+    app.button(key="correct_0_send").click().run()
+    assert not app.exception and app.success[0].value.startswith("Saved as correction #"), app.error
+    saved = next(s for s in FeedbackStore(feedback_url).corrections("pending") if s.correction.query == question)
+    assert (saved.correction.keywords, saved.correction.model_keywords) == ([span], answer)
+
+    app.multiselect(key="correct_0_keywords").set_value([]).run()  # no keywords at all: the rules refuse it
+    app.button(key="correct_0_send").click().run()
+    assert "the keyword cell is empty" in plain(app.error[0].value)
+
+    monkeypatch.setenv("KEYWORD_REVIEWER", "kim")
+    review = start_app(service.url, monkeypatch)
+    assert [tab.label for tab in review.tabs][-1] == "🔎 Review"
+    review.multiselect(key="review_accept").set_value([saved.id]).run()
+    review.button(key="apply_review").click().run()
+    assert "1 accepted, 0 rejected" in review.success[0].value
+    accepted = {s.id: s for s in FeedbackStore(feedback_url).corrections("accepted")}
+    assert accepted[saved.id].reviewer == "kim"
+
+
+@pytest.mark.slow
+def test_batch_sends_only_the_edited_rows_and_says_why_one_was_refused(service, defaults):
+    from app_support.corrections import send_edited_rows
+
+    questions = QUESTIONS[20:23]
+    answered = client.extract_batch(service.url, questions, defaults, chunk_size=MAX_BATCH_TEXTS).keywords
+    edited = [[_another_span(questions[0], answered[0])], list(answered[1]), ["세관에 없는 말"]]  # row 2 untouched
+    changed, saved, refused = send_edited_rows(service.url, questions, answered, edited, "7")
+    assert (changed, saved) == (2, 1)
+    assert len(refused) == 1 and refused[0].startswith("row 3:") and "does not occur in the question" in refused[0]
