@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
@@ -68,7 +70,8 @@ def register_model(
         baseline_f1=baseline_f1,
         margin=margin,
         force=force,
-        evaluate_f1=registry.champion_f1_on(test_path),
+        # <run>/evaluation/champion: the champion's answers on this test set, kept with the run
+        evaluate_f1=registry.champion_f1_on(test_path, Path(model_dir).parent.parent / "evaluation" / "champion"),
     )
     if outcome.promoted:
         log.info("%s v%s -> %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)

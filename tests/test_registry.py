@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from keyword_extractor.integrations import registry, tracking
-from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
+from tests.conftest import PROJECT_ROOT, TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = ["여행자 휴대품 면세한도는 얼마인가요?", "관세 체납하면 어떻게 돼?"]
 
@@ -351,3 +351,89 @@ def test_compare_lists_versions_with_their_scores_and_the_questions_two_versions
     assert older[:4] == [versions["a"], "—", "0.6100", "0.7000"]  # below the baseline: never champion
     assert diff.splitlines()[0] == f"1 questions answered differently by v{versions['a']} and v{versions['b']}:"
     assert "- 여행자 휴대품?" in diff and f"v{versions['a']}: 여행자" in diff and f"v{versions['b']}: 휴대품" in diff
+
+
+LEASE_SCRIPT = """
+import sys, time
+from pathlib import Path
+from keyword_extractor.integrations import registry
+go, record = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+with registry.registry_lock():
+    started = time.time()
+    time.sleep(2)
+    with record.open("a") as out:
+        out.write(f"{started} {time.time()}\\n")
+"""
+
+
+def _at_once(script: str, argument_lists: list[list[str]], env: dict[str, str], go: Path) -> list[str]:
+    """Start one process per argument list, let them all go at the same moment, return their outputs."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for args in argument_lists
+    ]
+    time.sleep(3)
+    go.touch()
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        outputs.append(out)
+    return outputs
+
+
+@pytest.fixture
+def tracking_server(tmp_path, monkeypatch):
+    """A real `mlflow server` on 127.0.0.1 (SQLite behind it), as MLFLOW_TRACKING_URI."""
+    from tests.services import mlflow_server
+
+    with mlflow_server(
+        tracking.sqlite_uri(tmp_path / "server.db"), tmp_path / "served", dict(os.environ), tmp_path / "mlflow.log"
+    ) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        tracking.configure()
+        yield url
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+def test_the_registry_lock_on_a_tracking_server_lets_one_holder_in_at_a_time(tracking_server, tmp_path):
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    record = tmp_path / "held.txt"
+    _at_once(LEASE_SCRIPT, [[str(tmp_path / "go"), str(record)]] * 3, env, tmp_path / "go")
+    held = sorted(tuple(map(float, line.split())) for line in record.read_text().splitlines())
+    assert len(held) == 3
+    assert all(later[0] >= earlier[1] for earlier, later in zip(held, held[1:])), held  # no two at once
+    assert registry.LEASE_TAG not in MlflowClient().get_registered_model(registry.REGISTERED_MODEL).tags
+
+
+@pytest.mark.slow
+def test_two_runs_registered_at_once_through_a_tracking_server_leave_the_better_one_champion(
+    tracking_server, tiny_model_dir, tmp_path
+):
+    weaker, better = new_run("weaker"), new_run("better")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    go = tmp_path / "go"
+    jobs = [[weaker, str(tiny_model_dir), str(go), "0.90"], [better, str(tiny_model_dir), str(go), "0.95"]]
+    outcomes = [json.loads(out.strip().splitlines()[-1]) for out in _at_once(REGISTER_SCRIPT, jobs, env, go)]
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion")
+    assert champion.run_id == better
+    weaker_outcome, better_outcome = outcomes
+    if weaker_outcome["promoted"]:  # only possible when it was registered first, before the better one
+        assert int(weaker_outcome["version"]) < int(better_outcome["version"]) and better_outcome["promoted"]
+    assert all(
+        "promotion_decision" in v.tags for v in client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")
+    )

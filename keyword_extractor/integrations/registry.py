@@ -10,7 +10,14 @@ twice returns the existing version instead of a second one.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import random
+import socket
+import tempfile
+import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,9 +57,10 @@ def _champion_f1(client: MlflowClient, champion, test_digest: str, evaluate_f1: 
         raise ValueError(
             f"champion v{champion.version} was evaluated on another test set; pass evaluate_f1 to re-measure it"
         )
-    local = mlflow.artifacts.download_artifacts(f"models:/{REGISTERED_MODEL}/{champion.version}")
-    model_dir = next(Path(local).rglob(SETTINGS_FILE)).parent
-    f1 = evaluate_f1(str(model_dir))
+    with tempfile.TemporaryDirectory(prefix="champion-") as copy:  # a full model: removed once measured
+        local = mlflow.artifacts.download_artifacts(f"models:/{REGISTERED_MODEL}/{champion.version}", dst_path=copy)
+        model_dir = next(Path(local).rglob(SETTINGS_FILE)).parent
+        f1 = evaluate_f1(str(model_dir))
     log.info("re-measured champion v%s on test set %s: F1 %.4f", champion.version, test_digest[:12], f1)
     return f1
 
@@ -60,7 +68,8 @@ def _champion_f1(client: MlflowClient, champion, test_digest: str, evaluate_f1: 
 def champion_f1_on(test_path: str | Path, output_dir: str | Path | None = None) -> Callable[[str], float]:
     """How a champion measured on another test set is re-measured: on *this* run's test file.
 
-    The evaluation of the champion is written next to its downloaded model directory unless `output_dir`.
+    The evaluation of the champion is written to `output_dir`; without one, beside the champion's temporary
+    copy, and removed with it.
     """
 
     def evaluate_f1(champion_dir: str) -> float:
@@ -117,7 +126,7 @@ LOCK_TIMEOUT_S = 300
 
 
 def _lock_path(tracking_uri: str) -> Path | None:
-    """The lock file beside an embedded store (SQLite or a file store); None for a tracking server."""
+    """The lock file beside an embedded store (SQLite or a file store); None for a server or a database."""
     if tracking_uri.startswith("sqlite:///"):
         return Path(tracking_uri.removeprefix("sqlite:///")).with_suffix(".registry.lock")
     if tracking_uri.startswith("file://") or "://" not in tracking_uri:
@@ -125,20 +134,81 @@ def _lock_path(tracking_uri: str) -> Path | None:
     return None
 
 
+LEASE_TAG = "registry.lease"  # on the registered model: who holds the gate, until when
+LEASE_TTL_S = 1800  # a holder that died frees the gate after this; a registration never takes this long
+LEASE_SETTLE_S = 1.0  # after writing the lease, wait this long and read it again before trusting it
+
+
 @contextmanager
 def registry_lock(tracking_uri: str | None = None):
-    """One registration at a time per embedded store, across processes (retries, concurrent runs).
+    """One registration at a time per store, across processes and machines (retries, concurrent runs).
 
-    With a tracking server there is no shared file: `register` then re-reads after registering and the
-    later of two versions of the same run gives way (`_settle_duplicates`).
+    An embedded store (SQLite, files) is locked with a file beside it. A tracking server (or a database
+    URI such as postgresql://) has no shared file: the lock is a lease written on the registered model
+    itself (`_server_lease`).
     """
-    path = _lock_path(tracking_uri or mlflow.get_tracking_uri())
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    path = _lock_path(uri)
     if path is None:
-        yield
+        with _server_lease(MlflowClient(tracking_uri=uri)):
+            yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path), timeout=LOCK_TIMEOUT_S):
         yield
+
+
+def _lease_holder(client: MlflowClient) -> tuple[str, float] | None:
+    """(owner, expiry) of the lease on the registered model, or None when nobody holds it."""
+    stored = client.get_registered_model(REGISTERED_MODEL).tags.get(LEASE_TAG)
+    if not stored:
+        return None
+    try:
+        lease = json.loads(stored)
+        return str(lease["owner"]), float(lease["expires"])
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: treated as free, and overwritten
+
+
+def _ensure_registered_model(client: MlflowClient) -> None:
+    try:
+        client.create_registered_model(REGISTERED_MODEL)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+@contextmanager
+def _server_lease(client: MlflowClient, timeout_s: float = LOCK_TIMEOUT_S):
+    """A compare-and-set lease through the tracking server: write it when free, wait, read it back.
+
+    MLflow has no atomic compare-and-set, so a writer trusts the lease only if, `LEASE_SETTLE_S` after
+    writing it, the tag still names it: of two writers that both saw the lease free, the later write
+    wins and the other sees that and waits. The lease expires, so a holder that died frees the gate.
+    """
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _ensure_registered_model(client)
+    deadline = time.monotonic() + timeout_s
+    holder = _lease_holder(client)
+    while True:
+        if holder is None or holder[1] < time.time():
+            lease = json.dumps({"owner": owner, "expires": time.time() + LEASE_TTL_S})
+            client.set_registered_model_tag(REGISTERED_MODEL, LEASE_TAG, lease)
+            time.sleep(LEASE_SETTLE_S)
+            holder = _lease_holder(client)
+            if holder is not None and holder[0] == owner:
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the registry is held by {holder[0] if holder else 'another run'}; retry later")
+        log.info("registry held by %s; waiting", holder[0] if holder else "another run")
+        time.sleep(random.uniform(0.5, 1.5))
+        holder = _lease_holder(client)
+    try:
+        yield
+    finally:
+        holder = _lease_holder(client)
+        if holder is not None and holder[0] == owner:
+            client.delete_registered_model_tag(REGISTERED_MODEL, LEASE_TAG)
 
 
 def _settle_duplicates(client: MlflowClient, run_id: str, version: str) -> str:
