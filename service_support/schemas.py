@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from keyword_extractor.text.keywords import INVISIBLE
 from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, load_settings
 
 _LIMITS = load_settings()
@@ -21,8 +22,11 @@ MAX_TEXT_CHARS, MAX_BATCH_TEXTS = _LIMITS.max_text_chars, _LIMITS.max_batch_text
 
 
 # "Not blank" spelled out once, for the validator and for the OpenAPI pattern alike: Python's `str.strip`
-# and JSON Schema's `\S` disagree on a few characters (U+0085, U+001C..U+001F, U+FEFF).
-NOT_BLANK = r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+# and JSON Schema's `\S` disagree on a few characters (U+0085, U+001C..U+001F, U+FEFF). Invisible code
+# points (zero-width spaces, joiners, bidi marks: `keywords.INVISIBLE`) are blank too.
+NOT_BLANK = (
+    r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff" + INVISIBLE + "]"
+)
 _NOT_BLANK = re.compile(NOT_BLANK)
 
 

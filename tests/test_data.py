@@ -50,6 +50,12 @@ def test_grounding_uses_normalised_text():
     assert normalize("  a \t b ") == "a b"
 
 
+def test_invisible_and_full_width_characters_are_normalised_away():
+    assert normalize("휴대\u200b품\u00ad") == "휴대품" and normalize("면세한도？") == "면세한도?"
+    assert normalize("\u200b\u200c\u200d\ufeff") == ""  # only invisible: blank
+    assert is_grounded("휴대품", "여행자 휴\u2060대품은?") and normalize("한\u3000도") == "한 도"
+
+
 @pytest.fixture(scope="module")
 def tokenizer(tiny_base_dir):
     from transformers import AutoTokenizer

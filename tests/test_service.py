@@ -209,6 +209,7 @@ BAD_REQUESTS = [
     ("/extract", {"text": 5}, "text: Input should be a valid string"),
     ("/extract", {"text": ""}, "text: String should have at least 1 character"),
     ("/extract", {"text": " \t\n\u3000"}, "text: text is blank"),
+    ("/extract", {"text": "\u200b\u200c\u200d"}, "text: text is blank"),  # zero-width only: invisible, blank
     ("/extract", {"text": "가" * (MAX_TEXT_CHARS + 1)}, f"text: String should have at most {MAX_TEXT_CHARS} char"),
     ("/extract", {"text": "관세", "max_keywords": 0}, "max_keywords: Input should be greater than or equal to 1"),
     ("/extract", {"text": "관세", "max_keywords": 11}, "max_keywords: Input should be less than or equal to 10"),

@@ -188,6 +188,27 @@ def test_leakage_is_found_after_normalising_spaces(tmp_path: Path) -> None:
     assert "train/test leakage" in only_error(report).message
 
 
+HIDDEN = {"ZWSP": "\u200b", "ZWJ": "\u200d", "WJ": "\u2060", "BOM": "\ufeff", "SHY": "\u00ad", "fullwidth?": "？"}
+
+
+@pytest.mark.parametrize("hidden", HIDDEN.values(), ids=HIDDEN.keys())
+def test_leakage_hidden_by_invisible_or_full_width_characters_is_found(tmp_path: Path, hidden: str) -> None:
+    query, keyword = GOOD_TRAIN_ROW.rstrip("\n").split("\t")
+    disguised = query[:2] + hidden + query[2:] if hidden != "？" else query.replace("?", "？")
+    assert disguised != query
+    report = run(tmp_path, "query\tkeyword\n" + GOOD_TRAIN_ROW, f"query\tkeyword\n{disguised}\t{keyword}\n")
+    assert "train/test leakage" in only_error(report).message
+
+
+@pytest.mark.parametrize(
+    ("cell", "named"), [("\x00", "U+0000"), ("관세\x1b[31m환급", "U+001B"), ("관세\u202e환급", "U+202E")]
+)
+def test_control_characters_are_refused_at_their_line_and_column(tmp_path: Path, cell: str, named: str) -> None:
+    report = run(tmp_path, "query\tkeyword\n" + GOOD_TRAIN_ROW + f"{cell} 기한은?\t관세\n")
+    problem = next(p for p in report.errors if "control characters" in p.message)
+    assert (problem.line, problem.column) == (3, "query") and named in problem.message
+
+
 def test_line_of_tabs_is_a_row_of_empty_cells(tmp_path: Path) -> None:
     report = run(tmp_path, "query\tkeyword\n" + GOOD_TRAIN_ROW + " \t \n")
     assert [(p.line, p.column) for p in report.errors] == [(3, "query"), (3, "keyword")]
@@ -241,7 +262,9 @@ def test_double_quote_is_an_ordinary_character(tmp_path: Path) -> None:
 
 def test_unicode_line_separators_do_not_shift_line_numbers(tmp_path: Path) -> None:
     report = run(tmp_path, "query\tkeyword\n면세\u2028한도\x85는?\t면세\n질문?\t\n")
-    assert only_error(report).line == 3
+    # U+0085 is also a control character (refused on its own line); neither it nor U+2028 starts a line
+    assert [(p.line, p.column) for p in report.errors] == [(2, "query"), (3, "keyword")]
+    assert "U+0085" in report.errors[0].message and "U+2028" not in report.errors[0].message
 
 
 def test_thousands_separator_stays_inside_a_keyword(tmp_path: Path) -> None:

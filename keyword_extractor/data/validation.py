@@ -11,6 +11,7 @@ statistics are warnings: they describe the data but do not stop the pipeline.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,21 @@ def _has_keywords(cell: str) -> bool:
     return not cell.strip() or any(parse_keywords(cell))
 
 
+_BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+
+
+def control_characters(text: str) -> list[str]:
+    """Control characters (NUL, ESC, …) and bidi overrides, as U+XXXX: they hide or rewrite what a cell shows."""
+    found = {
+        c for c in text if unicodedata.category(c) == "Cc" or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069
+    }
+    return [f"U+{ord(c):04X}" for c in sorted(found)]
+
+
+def _no_control_characters(cell: str) -> bool:
+    return not control_characters(cell)
+
+
 def _no_empty_items(cell: str) -> bool:
     items = parse_keywords(cell)
     return not any(items) or all(items)
@@ -56,6 +72,7 @@ def build_schema(
                 str,
                 [
                     not_blank,
+                    pa.Check(_no_control_characters, element_wise=True, name="control_characters"),
                     pa.Check(lambda s: s.str.len() <= max_query_chars, name="max_query_chars"),
                 ],
             ),
@@ -63,6 +80,7 @@ def build_schema(
                 str,
                 [
                     not_blank,
+                    pa.Check(_no_control_characters, element_wise=True, name="control_characters"),
                     pa.Check(_has_keywords, element_wise=True, name="has_keywords"),
                     pa.Check(_no_empty_items, element_wise=True, name="no_empty_items"),
                     pa.Check(
@@ -85,6 +103,9 @@ def _explain(check: str, column: str, value: str, limits: dict[str, int]) -> str
         return f"the keyword cell is empty or only whitespace; write 1 to {limits['max_keywords']} keywords"
     if check == "not_blank":
         return "the query cell is empty or only whitespace"
+    if check == "control_characters":
+        found = ", ".join(control_characters(value))
+        return f"the {column} cell contains control characters ({found}): remove them (they hide what the cell shows)"
     if check == "max_query_chars":
         return f"the query has {len(value)} characters; at most {limits['max_query_chars']} are allowed"
     if check == "has_keywords":
