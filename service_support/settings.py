@@ -35,7 +35,10 @@ def _cores() -> int:
 class ServiceSettings(BaseSettings):
     """Every setting of the service; the field `max_text_chars` is the variable `KEYWORD_MAX_TEXT_CHARS`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", validate_default=True)
+    # an empty variable (KEYWORD_HOST=) means "not set": the default, not a value to refuse
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", validate_default=True, env_ignore_empty=True
+    )
 
     model_tag: str = Field(
         f"{REGISTERED_MODEL}:latest",

@@ -16,6 +16,7 @@ def test_split_lines_counts_lines_as_an_editor_does():
 
 def test_cells_for_spreadsheets_and_markdown():
     assert spreadsheet_cell("=1+1").startswith("'")
+    assert all(spreadsheet_cell(lead + "=1+1").startswith("'") for lead in ("\x00", "\n", "\r", "\t"))
     assert markdown_cell("a|b\nc") == "a\\|b c"
 
 

@@ -437,3 +437,10 @@ def test_two_runs_registered_at_once_through_a_tracking_server_leave_the_better_
     assert all(
         "promotion_decision" in v.tags for v in client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")
     )
+
+
+def test_a_forced_registration_needs_no_re_measure_of_a_champion_from_another_test_set(store, tiny_model_dir):
+    registry.register(new_run("measured"), tiny_model_dir, 0.80, "digest-1", baseline_f1=0.5)
+    forced = registry.register(new_run("forced"), tiny_model_dir, 0.60, "digest-2", baseline_f1=0.5, force=True)
+    assert forced.promoted and forced.alias == "champion" and forced.champion_f1 is None
+    assert "champion v1 not measured on this test set" in forced.decision

@@ -42,6 +42,14 @@ def test_defaults_and_values_from_the_environment(environment):
     assert load_settings("keyword-extractor:v7").model_tag == "keyword-extractor:v7"  # a Bento argument wins
 
 
+def test_an_empty_variable_means_the_default(environment):
+    environment.setenv("KEYWORD_HOST", "")
+    environment.setenv("KEYWORD_MAX_TEXT_CHARS", "")
+    settings = load_settings()
+    default_chars = ServiceSettings.model_fields["max_text_chars"].default
+    assert (settings.host, settings.max_text_chars) == ("127.0.0.1", default_chars)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [

@@ -38,7 +38,8 @@ def markdown_cell(text: Any) -> str:
 
 # A cell that starts like this is run as a formula by Excel, LibreOffice and Google Sheets (full-width forms
 # too, which some of them convert); OWASP's advice for CSV injection: prefix it with a single quote.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# formula starters (ASCII and full-width), and the characters a spreadsheet may skip before one (ASVS 1.2.10)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def spreadsheet_cell(value: Any) -> str:

@@ -108,8 +108,10 @@ def promotion_decision(
 ) -> tuple[bool, str]:
     """(promoted, why): the gate on its own, so every path through `register` decides the same way."""
     against = f"F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}"
-    if champion_version is not None:
+    if champion_version is not None and champion_f1 is not None:
         against += f" and champion v{champion_version} {champion_f1:.4f}"
+    elif champion_version is not None:
+        against += f" (champion v{champion_version} not measured on this test set)"
     if force:
         return True, f"forced: {against}"
     if not f1 > baseline_f1 + margin:  # strictly: a tie with the ten-line rule is no reason to serve a model
@@ -288,7 +290,11 @@ def _gate(
     champion = _current_champion(client)
     if champion is not None and str(champion.version) == version:  # the stopped attempt had promoted it
         return True, f"promoted (F1 {f1:.4f} vs Kiwi baseline {baseline_f1:.4f}); finished on retry", None, None
-    champion_f1 = None if champion is None else _champion_f1(client, champion, test_digest, evaluate_f1)
+    unmeasured = champion is not None and champion.tags.get("test_digest") != test_digest and evaluate_f1 is None
+    if champion is None or (force and unmeasured):  # forced: no re-measure needed to decide
+        champion_f1 = None
+    else:
+        champion_f1 = _champion_f1(client, champion, test_digest, evaluate_f1)
     promoted, decision = promotion_decision(
         f1, baseline_f1, None if champion is None else str(champion.version), champion_f1, margin, force
     )
