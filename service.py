@@ -42,8 +42,9 @@ measured choices are in benchmarks/README.md, "Serving":
   container's `-e KEYWORD_HOST=0.0.0.0`)
 - `KEYWORD_API_TOKEN` (text; default ''): when set, every route but /livez, /readyz, /healthz and
   /metrics needs `Authorization: Bearer <token>` (401 otherwise)
-- `KEYWORD_MAX_BODY_BYTES` (1024..1073741824; default 1048576): request bodies above this are
-  refused with 413 before they are read
+- `KEYWORD_MAX_BODY_BYTES` (1024..1073741824; default derived): request bodies above this are
+  refused with 413; default: the largest legal batch (max batch texts × max text chars) even with
+  every character JSON-escaped (6 bytes each), plus room
 - `KEYWORD_NUM_BEAMS` (0..4; default 0): default beam width; 0: the model directory's
 - `KEYWORD_MODEL_WORKERS` (1..64; default 1): model processes, each with its own copy of the model
 - `KEYWORD_TORCH_THREADS` (1..1024; default derived): torch threads per model worker; default: cores

@@ -69,9 +69,12 @@ class ServiceSettings(BaseSettings):
         description="when set, every route but /livez, /readyz, /healthz and /metrics needs "
         "`Authorization: Bearer <token>` (401 otherwise)",
     )
-    # a batch of 256 questions of 1000 characters is about 800 KB of JSON
-    max_body_bytes: int = Field(
-        2**20, ge=1024, le=2**30, description="request bodies above this are refused with 413 before they are read"
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1024,
+        le=2**30,
+        description="request bodies above this are refused with 413; default: the largest legal batch "
+        "(max batch texts × max text chars) even with every character JSON-escaped (6 bytes each), plus room",
     )
     num_beams: int = Field(0, ge=0, le=MAX_BEAMS, description="default beam width; 0: the model directory's")
     model_workers: int = Field(1, ge=1, le=64, description="model processes, each with its own copy of the model")
@@ -117,6 +120,14 @@ class ServiceSettings(BaseSettings):
     def _threads_per_worker(self) -> ServiceSettings:
         if self.torch_threads is None:
             object.__setattr__(self, "torch_threads", max(1, _cores() // self.model_workers // 2))
+        return self
+
+    @model_validator(mode="after")
+    def _body_for_the_largest_legal_batch(self) -> ServiceSettings:
+        """Legal requests are never refused for their size: `{"texts": [...]}` JSON may escape every character."""
+        if self.max_body_bytes is None:
+            largest = self.max_batch_texts * (6 * self.max_text_chars + 8) + 4096  # quotes, commas, options
+            object.__setattr__(self, "max_body_bytes", min(2**30, largest))
         return self
 
 

@@ -128,7 +128,7 @@ def test_chat_and_batch_in_headless_chromium(chromium, app_url, service, tmp_pat
             page.get_by_role("button", name="Extract keywords").click()
             expect(page.get_by_text("Done: 12 questions in")).to_be_visible()
             expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
-            expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+            expect(page.get_by_test_id("stDataFrame").first).to_be_visible()  # the results (corrections below)
             page.screenshot(path=str(SCREENSHOTS / "app-batch.png"))
         finally:
             browser.close()

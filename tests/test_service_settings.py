@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -23,12 +24,7 @@ def environment(monkeypatch):
 
 def test_defaults_and_values_from_the_environment(environment):
     defaults = load_settings()
-    assert (defaults.host, defaults.max_body_bytes, defaults.quantize, defaults.greedy_loop) == (
-        "127.0.0.1",
-        2**20,
-        "auto",
-        True,
-    )
+    assert (defaults.host, defaults.quantize, defaults.greedy_loop) == ("127.0.0.1", "auto", True)
     assert defaults.torch_threads >= 1  # derived from the cores and the model workers
     environment.setenv("KEYWORD_MAX_TEXT_CHARS", " 500 ")
     environment.setenv("KEYWORD_QUANTIZE", " INT8 ")
@@ -40,6 +36,16 @@ def test_defaults_and_values_from_the_environment(environment):
     assert settings.api_token == "secret" and "secret" not in repr(settings)
     assert settings.host == "::1"
     assert load_settings("keyword-extractor:v7").model_tag == "keyword-extractor:v7"  # a Bento argument wins
+
+
+@pytest.mark.parametrize("chars", [None, "2000"])
+def test_the_largest_legal_batch_fits_the_body_limit_even_fully_escaped(environment, chars):
+    if chars:
+        environment.setenv("KEYWORD_MAX_TEXT_CHARS", chars)
+    settings = load_settings()
+    largest = {"texts": ["가" * settings.max_text_chars] * settings.max_batch_texts, "max_keywords": 10, "num_beams": 4}
+    escaped = json.dumps(largest, ensure_ascii=True).encode()  # every Hangul character as \\uXXXX
+    assert len(escaped) <= settings.max_body_bytes
 
 
 def test_an_empty_variable_means_the_default(environment):
