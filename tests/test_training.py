@@ -235,6 +235,23 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
     assert epochs_logged == {"1"}
 
 
+def test_a_resume_on_other_data_is_refused_with_what_changed_and_the_checkpoint_is_kept(tmp_path):
+    common = ["--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path), "--epochs", "2"]
+    common += ["--batch-size", "16", "--val-fraction", "0.25", "--augment-copies", "0", "--quantize", "off"]
+    first = run_module("keyword_extractor.training", *common, "--limit-train-rows", "64", "--max-steps", "3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+    fewer = tmp_path / "fewer.tsv"  # the same file with rows removed: a rebuilt tokenizer, other rows
+    fewer.write_text("\n".join(TRAIN_TSV.read_text(encoding="utf-8").splitlines()[:50]) + "\n", encoding="utf-8")
+    again = [*common, "--train", str(fewer), "--limit-train-rows", "64", "--resume"]  # the later --train wins
+    second = run_module("keyword_extractor.training", *again)
+    assert second.returncode == 2
+    message = second.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: cannot resume") and "train:" in message and "tokenizer:" in message
+    assert "another --output-dir" in message
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
 def test_unreachable_hub_fails_fast_and_names_the_ways_out(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: what an offline machine sees

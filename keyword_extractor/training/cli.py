@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_third_party_output()
     from keyword_extractor.data.tsv import DataFileError
     from keyword_extractor.model.modeling import BaseModelUnavailable
+    from keyword_extractor.training.resume import ResumeMismatch
     from keyword_extractor.training.run import TrainJob, train
 
     job = TrainJob(
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         train(config, job)
-    except (BaseModelUnavailable, DataFileError) as error:
+    except (BaseModelUnavailable, DataFileError, ResumeMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -33,6 +33,7 @@ from keyword_extractor.text.keywords import clean_keywords, parse_keywords
 from keyword_extractor.training.checkpoints import VAL_F1, ValidationKeywordF1
 from keyword_extractor.training.cpu_precision import Int8Check, measure_int8, store_int8_allowed
 from keyword_extractor.training.datamodule import KeywordDataModule
+from keyword_extractor.training.resume import check_or_record, run_identity
 
 log = logging.getLogger("keyword_extractor.training")
 
@@ -281,6 +282,8 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     # interruption) and a resume then continues the very same schedule.
     module = KeywordSeq2Seq(str(base_dir), config.model_dump(), total_steps=steps)
     resume_from = resume_checkpoint(job, output_dir)
+    identity = run_identity(config, job.train, job.val, base_dir)
+    check_or_record(output_dir / "checkpoints", identity, resume_from is not None, trainer.is_global_zero)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return None
