@@ -6,6 +6,7 @@ artifacts); the server and the worker are stopped with their process groups at t
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,11 +40,14 @@ def prefect_env_with_server(workdir) -> Iterator[dict[str, str]]:
         yield {**env, "PREFECT_API_URL": api_url}
 
 
-def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_with_server, workdir):
+@pytest.fixture(scope="module")
+def deployed(prefect_env_with_server) -> subprocess.CompletedProcess:
+    return make_deploy(prefect_env_with_server)  # the README's command, on a server that has no pool yet
+
+
+def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_with_server, deployed, workdir):
     env = prefect_env_with_server
-    deployed = make_deploy(env)  # the README's command, on a server that has no pool yet
     assert "train-pipeline/local-cpu" in deployed.stdout and "train-pipeline/kobart-gpu" in deployed.stdout
-    assert "retrain-on-feedback/feedback-retrain" in deployed.stdout
     again = make_deploy(env)  # idempotent: the pools exist now, the deployments are updated
     assert "work pool local-process: exists" in again.stdout and "work pool gpu-process: exists" in again.stdout
 
@@ -65,9 +69,11 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_wit
     assert bentos, "the deployment built no Bento"
 
 
-def test_the_scheduled_retrain_ends_saying_so_when_too_few_corrections_were_accepted(prefect_env_with_server, workdir):
+def test_the_scheduled_retrain_ends_saying_so_when_too_few_corrections_were_accepted(
+    prefect_env_with_server, deployed, workdir
+):
     env = prefect_env_with_server
-    make_deploy(env)
+    assert "retrain-on-feedback/feedback-retrain" in deployed.stdout
     params = {"min_new": 1, "feedback_url": f"sqlite:///{workdir}/feedback.db", "artifacts_dir": str(workdir / "fb")}
     log = workdir / "retrain-worker.log"
     said = run_deployment(env, "retrain-on-feedback/feedback-retrain", params, log, expect="NothingToDo")
