@@ -83,7 +83,9 @@ def find_suspects(
     if len(set(labels.tolist())) < 2:
         return []
     pred_probs = np.column_stack([1 - keyword_probability, keyword_probability])
-    issues = find_label_issues(labels, pred_probs)
+    # n_jobs=1: no process pool. Its forked workers inherit the orchestrator's SIGTERM handler, and a pool
+    # shut down under it could hang the whole validate-data step (seen once in a pipeline run)
+    issues = find_label_issues(labels, pred_probs, n_jobs=1)
     quality = get_label_quality_scores(labels, pred_probs)
     flat_spans = [span for row in spans for span in row]
     suspects = []
