@@ -90,7 +90,8 @@ from service_support.schemas import (
     Options,
     Precision,
 )
-from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, load_settings
+from service_support.settings import MAX_BEAMS, MAX_KEYWORDS, OPEN_PATHS, load_settings
+from service_support.traffic_metrics import install as bound_metric_labels
 
 log = logging.getLogger("bentoml.keyword_service")
 
@@ -313,3 +314,12 @@ KeywordService.add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     paths=("/extract", "/extract_batch", "/feedback"),
 )
+
+
+def _routes() -> set[str]:
+    """Every path either service answers: the only values /metrics may carry as an endpoint label."""
+    apis = {api.route for service in (KeywordService, KeywordModel) for api in service.apis.values()}
+    return apis | set(info_app.openapi()["paths"]) | set(OPEN_PATHS) | {"/", "/docs.json"}
+
+
+bound_metric_labels(_routes())

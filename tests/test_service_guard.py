@@ -7,6 +7,7 @@ KEYWORD_MAX_BODY_BYTES (and int8 forced by KEYWORD_QUANTIZE); every request goes
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from app_support import client as service_client
 from service_support.local_server import bentoml_env, import_model, start_bento, stop_bento
+from service_support.traffic_metrics import OTHER_PATHS
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +136,26 @@ def test_content_length_beside_chunked_framing_is_refused_not_read(guarded):
     )
     status_line = _raw_exchange(guarded.url, head, chunked).split(b"\r\n", 1)[0]
     assert status_line.split()[1] == b"400", status_line
+
+
+def _endpoint_labels(url: str) -> tuple[set[str], int]:
+    """The `endpoint` label values of the public service's /metrics, and the number of lines it has."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return set(re.findall(r'endpoint="([^"]*)"', text)), len(text.splitlines())
+
+
+def test_metrics_stay_bounded_whatever_paths_are_requested(guarded):
+    """Each unknown path once became new series on the open /metrics, listed there for anyone to read."""
+    first = httpx.get(f"{guarded.url}/no-such-route", timeout=30)
+    assert first.status_code == 401
+    _, lines_before = _endpoint_labels(guarded.url)
+    probes = [f"/probe-{number}-{'x' * number}" for number in range(40)]
+    for path in probes:
+        assert httpx.get(f"{guarded.url}{path}", timeout=30).status_code == 401, path
+    labels, lines_after = _endpoint_labels(guarded.url)
+    assert not any(label.startswith("/probe-") or label == "/no-such-route" for label in labels), labels
+    assert OTHER_PATHS in labels and "/extract" in labels  # known routes keep their own label
+    assert lines_after == lines_before
+    # the path still reaches the application unchanged: with the token, an unknown path is a 404
+    assert httpx.get(f"{guarded.url}/no-such-route", headers=_auth(), timeout=30).status_code == 404
+    assert httpx.get(f"{guarded.url}/model_info", headers=_auth(), timeout=30).status_code == 200
