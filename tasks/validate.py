@@ -21,6 +21,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
+from keyword_extractor.common.files import file_sha256
 from keyword_extractor.data import label_audit, label_suspects, tsv, validation, validation_report
 from keyword_extractor.data.validation import validate
 from keyword_extractor.data.validation_report import JSON_REPORT, MARKDOWN_REPORT, ValidationReport
@@ -50,7 +51,7 @@ def _file_sha256(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         return "missing"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _rules_sha256() -> str:

@@ -1,8 +1,9 @@
-"""Small helpers that several modules need exactly the same way: atomic writes, spreadsheet-safe and Markdown
-cells, CLI numbers, line splitting."""
+"""Small helpers that several modules need exactly the same way: atomic writes, file digests, spreadsheet-safe
+and Markdown cells, CLI numbers, line splitting."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,15 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB pieces (weights files run to gigabytes)."""
+    hasher = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def markdown_cell(text: Any) -> str:

@@ -8,11 +8,11 @@ overrides it for a real server.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from keyword_extractor.common.files import file_sha256
 from keyword_extractor.common.paths import PROJECT_ROOT, default_store, tracking_uri
 from keyword_extractor.common.results import REGISTERED_MODEL
 
@@ -48,10 +48,6 @@ def configure(root: Path = PROJECT_ROOT, experiment: str = EXPERIMENT_NAME) -> s
             pass  # created concurrently
     mlflow.set_experiment(experiment)
     return uri
-
-
-def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:
@@ -100,7 +96,7 @@ def log_datasets(
             frame = load_pairs(path)[["query", "keyword"]]
             dataset = mlflow.data.from_pandas(frame, source=str(Path(path).resolve()), name=name)
             mlflow.log_input(dataset, context=context)
-            digests[name] = file_digest(path)
+            digests[name] = file_sha256(path)
             mlflow.set_tag(f"data.{name}.sha256", digests[name])
             if name.startswith("extra:"):
                 mlflow.set_tag(f"data.{name}.rows", str(len(frame)))

@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from keyword_extractor.common.files import write_atomic
+from keyword_extractor.common.files import file_sha256, write_atomic
 from keyword_extractor.model.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -27,17 +27,13 @@ class ResumeMismatch(ValueError):
     """The checkpoint was trained on other data or another tokenizer than this run's."""
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def run_identity(config: TrainConfig, train: str, val: str | None, base_dir: Path) -> dict[str, str]:
     """What a checkpoint depends on besides the code: the data files, the tokenizer, the options that pick rows."""
     tokenizer = hashlib.sha256()
     for name in TOKENIZER_FILES:
         if (base_dir / name).is_file():
-            tokenizer.update(name.encode() + _sha256(base_dir / name).encode())
-    identity = {"train": _sha256(Path(train)), "val": _sha256(Path(val)) if val else ""}
+            tokenizer.update(name.encode() + file_sha256(base_dir / name).encode())
+    identity = {"train": file_sha256(Path(train)), "val": file_sha256(Path(val)) if val else ""}
     identity["tokenizer"] = tokenizer.hexdigest()
     identity.update({name: str(getattr(config, name)) for name in ROW_OPTIONS})
     return identity
