@@ -45,6 +45,7 @@ from keyword_extractor.common.cli import add_labelled_file, add_model_dir
 from keyword_extractor.common.cpu_info import describe_cpu
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor, decoded_keywords
+from keyword_extractor.model import integrity
 from keyword_extractor.model.encoding import encode_sources
 from keyword_extractor.text.keywords import clean_keywords, parse_keywords
 from keyword_extractor.text.metrics import score
@@ -65,6 +66,7 @@ def stage_for_conversion(model_dir: Path, staging: Path, fixed_length: bool) -> 
         generation.pop("forced_eos_token_id", None)
         generation["suppress_tokens"] = [generation["eos_token_id"]]
         (copy / "generation_config.json").write_text(json.dumps(generation))
+    integrity.record(copy, ["config.json", "generation_config.json"])  # changed on purpose
     return copy
 
 

@@ -42,6 +42,7 @@ def write_pairs(frame: pd.DataFrame, path: Path) -> Path:
 def refit_selector(fold: Fold, trained: Path, work: Path) -> None:
     """The fold's seq2seq model from an earlier run (`trained`: its train folder), its selector fitted anew."""
     from keyword_extractor.data.folds import split_train_val
+    from keyword_extractor.model import integrity
     from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
     from keyword_extractor.model.span_selector import SCORER_FILE, SETTINGS_FILE
     from keyword_extractor.training.run import fit_span_selector
@@ -52,6 +53,7 @@ def refit_selector(fold: Fold, trained: Path, work: Path) -> None:
     shutil.copy(trained / CONFIG_FILE, work / "train" / CONFIG_FILE)
     for stale in (SCORER_FILE, SETTINGS_FILE):
         (work / "train" / "model" / stale).unlink(missing_ok=True)
+    integrity.forget(work / "train" / "model", (SCORER_FILE, SETTINGS_FILE))
     config = TrainConfig.load(work / "train" / CONFIG_FILE)
     train_rows, val_rows = split_train_val(fold.train, config.val_fraction, config.seed)  # as training split it
     fit_span_selector(config, work / "train" / "model", train_rows, val_rows)

@@ -99,6 +99,7 @@ def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """
     from transformers import AutoTokenizer
 
+    from keyword_extractor.model import integrity
     from keyword_extractor.model.grounded import token_texts
 
     target = tmp_path_factory.mktemp("talkative") / "model"
@@ -109,6 +110,7 @@ def talkative_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     config = json.loads((target / "generation_config.json").read_text())
     config["suppress_tokens"] = silent
     (target / "generation_config.json").write_text(json.dumps(config, indent=2))
+    integrity.record(target, ["generation_config.json"])  # changed on purpose: its new digest
     return target
 
 

@@ -11,6 +11,7 @@ from transformers import BartForConditionalGeneration
 
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
+from keyword_extractor.model import integrity
 from keyword_extractor.model.artifact import InferenceSettings
 from keyword_extractor.model.greedy import GreedyDecoder, unsupported_settings
 from tests.conftest import TEST_TSV
@@ -49,6 +50,7 @@ def with_generation_settings(model_dir, tmp_path, **settings):
     shutil.copytree(model_dir, target)
     config = json.loads((target / "generation_config.json").read_text())
     (target / "generation_config.json").write_text(json.dumps({**config, **settings}, indent=2))
+    integrity.record(target, ["generation_config.json"])  # changed on purpose
     return target
 
 

@@ -28,31 +28,14 @@ from keyword_extractor.data.tsv import DataFileError, Problem, load_pairs, parse
 from keyword_extractor.evaluation.report import (
     write_outputs,
 )
-from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE, SETTINGS_FILE
+from keyword_extractor.model.artifact import DEFAULT_BATCH_SIZE
+from keyword_extractor.model.integrity import check_model_dir
 from keyword_extractor.text.keywords import clean_keywords, format_keywords, parse_keywords
 from keyword_extractor.text.metrics import latency_summary, row_scores, score
 
 _WARMUP_QUESTIONS = 4
 
 # --- inputs ----------------------------------------------------------------------------------
-
-
-def check_model_dir(model_dir: str | Path) -> Path:
-    """Fail early, with a message that says what is missing, before loading anything heavy."""
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a model directory: no such directory")
-    missing = [name for name in (SETTINGS_FILE, "config.json") if not (path / name).is_file()]
-    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-    if not any((path / name).is_file() for name in weights):
-        missing.append("model.safetensors")
-    if missing:
-        raise FileNotFoundError(
-            f"{path} is not a keyword model directory: missing {', '.join(missing)} "
-            "(a training run writes one to <run>/train/model; "
-            "`python -m keyword_extractor.training.export` converts a .ckpt)"
-        )
-    return path
 
 
 def load_test_set(test_path: str | Path) -> tuple[list[str], list[list[str]], list[int], str]:

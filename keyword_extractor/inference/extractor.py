@@ -21,6 +21,7 @@ from keyword_extractor.model.encoding import EncodingSettings, encode_sources
 from keyword_extractor.model.greedy import GreedyDecoder
 from keyword_extractor.model.grounded import GroundedKeywordsProcessor, GroundedVocabulary
 from keyword_extractor.model.int8_linear import quantize_int8
+from keyword_extractor.model.integrity import check_model_dir
 from keyword_extractor.model.span_selector import SpanSelector
 from keyword_extractor.text.keywords import clean_keywords, is_grounded, parse_keywords
 from keyword_extractor.text.questions import QuestionAnalyser
@@ -80,7 +81,7 @@ class KeywordExtractor:
         `greedy_loop`: decode greedy requests with `keyword_extractor.model.greedy` where the model's generation
         config allows it (the same answers, faster); False always uses `generate`.
         """
-        self.model_dir = Path(model_dir)
+        self.model_dir = check_model_dir(model_dir)  # one line naming a missing or damaged file, before loading
         settings = InferenceSettings.load(self.model_dir)
         device_ = pick_device(device)
         requested = requested_precision(quantize)

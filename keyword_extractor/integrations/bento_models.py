@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.results import CHALLENGER, CHAMPION, REGISTERED_MODEL
 from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings
+from keyword_extractor.model.integrity import check_model_dir
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -84,8 +85,8 @@ def import_model_dir(
     """
     import bentoml
 
-    model_dir = Path(model_dir)
-    settings = InferenceSettings.load(model_dir)  # refuses a directory that is not a keyword model
+    model_dir = check_model_dir(model_dir)  # a damaged copy would never become ready in `serve`
+    settings = InferenceSettings.load(model_dir)
     labels = {str(k): str(v) for k, v in (labels or {}).items()}
     labels.setdefault("content_sha256", content_digest(model_dir))
     existing = find_model(labels, name)
@@ -213,4 +214,4 @@ def latest_bento(name: str = MODEL_NAME) -> str | None:
 if __name__ == "__main__":  # the command line lives in keyword_extractor.integrations.cli
     from keyword_extractor.integrations.cli import bento_models_main
 
-    bento_models_main()
+    raise SystemExit(bento_models_main())

@@ -27,7 +27,7 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return labels
 
 
-def bento_models_main(argv: list[str] | None = None) -> None:
+def bento_models_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m keyword_extractor.integrations.bento_models",
         description="Move keyword models into the BentoML model store and build Bentos (BENTOML_HOME decides where).",
@@ -50,13 +50,18 @@ def bento_models_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "import":
-        print(import_model_dir(args.model_dir, labels=_labels(args.label)))
+        try:
+            print(import_model_dir(args.model_dir, labels=_labels(args.label)))
+        except FileNotFoundError as error:  # a missing or damaged model directory: one line, nothing imported
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     elif args.command == "import-registry":
         print(import_from_registry(args.alias, args.version))
     else:
         tag = build_bento(args.model_tag, bentofile=args.bentofile)
         print(tag)
         print(f"serve it with: bentoml serve {tag}", flush=True)
+    return 0
 
 
 def compare_main(argv: list[str] | None = None) -> int:

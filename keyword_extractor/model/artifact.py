@@ -120,7 +120,7 @@ def max_new_tokens_for(
 
 
 def write_model_dir(model, tokenizer, settings: InferenceSettings, output_dir: str | Path) -> Path:
-    """Save weights, tokenizer, generation config and settings atomically."""
+    """Save weights, tokenizer, generation config and settings atomically, each file's digest in integrity.json."""
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
@@ -131,6 +131,10 @@ def write_model_dir(model, tokenizer, settings: InferenceSettings, output_dir: s
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         settings.save(staging)
+        from keyword_extractor.model import integrity  # it reads SETTINGS_FILE from here
+
+        # the settings stay out: the CPU precision check rewrites them after export
+        integrity.record(staging, sorted(p.name for p in staging.iterdir() if p.is_file() and p.name != SETTINGS_FILE))
         if output_dir.exists():
             previous = output_dir.with_name(f".{output_dir.name}-previous")
             shutil.rmtree(previous, ignore_errors=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from keyword_extractor.common.files import write_atomic
+from keyword_extractor.model import integrity
 from keyword_extractor.text.keywords import nested_in
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.morphology import token_end
@@ -188,6 +189,7 @@ class SpanSelector:
             "counts": self.counts.to_dict(),
         }
         write_atomic(model_dir / SETTINGS_FILE, json.dumps(settings, ensure_ascii=False))
+        integrity.record(model_dir, [SCORER_FILE, SETTINGS_FILE])
 
     @classmethod
     def load(cls, model_dir: str | Path) -> SpanSelector | None:
