@@ -33,7 +33,7 @@ JSON_FILES = (
     "generation_config.json",
     "span_selector.json",
 )
-REQUIRED_FILES = ("config.json", SETTINGS_FILE, "tokenizer.json")
+REQUIRED_FILES = (SETTINGS_FILE, "config.json", "tokenizer.json")
 WHAT_TO_DO = "export the model again (`python -m keyword_extractor.training.export`) or copy it again"
 
 
