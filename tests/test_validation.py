@@ -139,6 +139,19 @@ MALFORMED = {
         None,
         "not valid UTF-8 (byte offset 14). It decodes as CP949 (EUC-KR)",
     ),
+    "comma-separated": (
+        'query,keyword\n면세한도는?,"면세한도, 관세"\n',
+        1,
+        None,
+        "the header is 'query,keyword': the file looks comma-separated; this project reads tab-separated files",
+    ),
+    "semicolon-separated": ("query;keyword\n면세한도는?;면세한도\n", 1, None, "the file looks semicolon-separated"),
+    "cr-only-line-endings": (
+        "query\tkeyword\r면세한도는?\t면세한도\r",
+        1,
+        None,
+        "the lines end in CR only (old Mac line endings), so the file reads as one line",
+    ),
     "unknown-encoding": (
         b"query\tkeyword\n\xff\xff\tx\n",
         2,

@@ -90,13 +90,39 @@ def _decode(path: Path, raw: bytes) -> tuple[str | None, Problem | None]:
         return None, Problem(str(path), line, None, message)
 
 
+def _other_separator(header: list[str]) -> str | None:
+    """'comma' or 'semicolon' when a one-column header holds the required names split by that character."""
+    if len(header) != 1:
+        return None
+    for character, name in ((",", "comma"), (";", "semicolon")):
+        names = [part.strip().strip('"') for part in header[0].split(character)]
+        if all(required in names for required in REQUIRED_COLUMNS):
+            return name
+    return None
+
+
 def _header_problems(path: Path, lines: list[str]) -> list[Problem]:
     if not "".join(lines).strip():
         return [Problem(str(path), 1, None, "the file is empty; expected a header 'query<TAB>keyword'")]
     if not lines[0].strip():
         return [Problem(str(path), 1, None, "the first line is blank; it must be the header 'query<TAB>keyword'")]
+    if len(lines) == 1 and "\r" in lines[0].rstrip("\r"):
+        message = (
+            "the lines end in CR only (old Mac line endings), so the file reads as one line; "
+            "convert it with `tr '\\r' '\\n' < in.tsv > out.tsv` or re-save it with LF or CRLF line endings"
+        )
+        return [Problem(str(path), 1, None, message)]
     header = [name.strip() for name in lines[0].split("\t")]
     found = ", ".join(repr(name) for name in header)
+    separator = _other_separator(header)
+    if separator:
+        message = (
+            f"the header is {lines[0].strip()!r}: the file looks {separator}-separated; this project reads "
+            "tab-separated files ('query<TAB>keyword', keywords joined by ', ' inside the keyword column): "
+            "export it as tab-separated text (Excel: 'Text (Tab delimited)'), or convert it with pandas "
+            "(`pd.read_csv(path).to_csv(out, sep='\\t', index=False)`)"
+        )
+        return [Problem(str(path), 1, None, message)]
     problems = [
         Problem(
             str(path),
