@@ -21,6 +21,7 @@ from prefect.states import Completed, State
 from pydantic import BaseModel
 
 from flows.options import flow_arguments, flow_options, flow_parser
+from keyword_extractor.common.files import markdown_cell
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
 from keyword_extractor.common.results import CHAMPION, EvaluationResult, Registration, TrainResult
@@ -65,16 +66,17 @@ def publish_summary(summary: PipelineSummary) -> None:
         ("registered", f"keyword-extractor v{summary.model_version} ({summary.alias})"),
         ("F1 vs Kiwi baseline", f"{summary.f1:.4f} vs {summary.baseline_f1:.4f}"),
         ("extra training rows", str(summary.extra_train_rows)),
-        ("promotion", summary.promotion),
         ("Bento", f"`{summary.bento_tag}`" if summary.bento_tag else "none built"),
         ("model directory", f"`{summary.model_dir}`"),
         ("report", f"`{summary.run_dir}/evaluation/report.md`"),
     ]
-    table = "\n".join(f"| {key} | {value} |" for key, value in rows)
+    table = "\n".join(f"| {key} | {markdown_cell(value)} |" for key, value in rows)
     commands = "\n".join(summary.next_steps())
+    # the decision is a sentence: a paragraph of its own, where the UI neither cuts nor squeezes it
     create_markdown_artifact(
         key="pipeline-summary",
-        markdown=f"## Run {summary.run_name}\n\n| | |\n|---|---|\n{table}\n\n```bash\n{commands}\n```\n",
+        markdown=f"## Run {summary.run_name}\n\n**Promotion:** {markdown_cell(summary.promotion)}\n\n"
+        f"| what | where / value |\n|---|---|\n{table}\n\n```bash\n{commands}\n```\n",
         description="what this pipeline run produced",
     )
 

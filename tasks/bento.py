@@ -6,7 +6,7 @@ test F1 and test-data digest; importing the same version twice reuses the stored
 the Bento of `bentofile.yaml` with that model pinned, publishes the serve command as a Markdown
 artifact ("bento") and returns the Bento tag.
 
-A run whose model was not promoted builds nothing new (unless `only_if_promoted=False`): it returns
+A run whose model was not promoted builds nothing new (unless the flow's `--build-if-not-promoted`): it returns
 the newest existing Bento, or None, and says why. Stores live under `BENTOML_HOME` (default
 `~/bentoml`).
 """
@@ -47,7 +47,8 @@ def build_bento(
     if only_if_promoted and not promoted:
         current = bento_models.latest_bento()
         reason = (
-            "this run's model was not promoted, so no Bento was built (pass only_if_promoted=False to build anyway)"
+            "this run's model was not promoted, so no Bento was built (to build anyway: run with "
+            "--build-if-not-promoted, or set build_if_not_promoted: true in the deployment's parameters)"
         )
         log.info("%s; current Bento: %s", reason, current or "none yet")
         serve = f"```bash\nbentoml serve {current}\n```\n" if current else "No Bento has been built yet.\n"

@@ -95,6 +95,8 @@ with get_client(sync_client=True) as client:
     for artifact in client.read_artifacts():
         if artifact.key == "fine-tune-progress":
             print("PROGRESS", artifact.data, artifact.description)
+        if artifact.key == "pipeline-summary":
+            print("SUMMARY", repr(artifact.data))
 """
 
 
@@ -111,6 +113,10 @@ def test_the_flow_run_log_and_artifacts_show_training_progress_and_the_summary(p
         [sys.executable, "-c", PROGRESS_SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert re.search(r"PROGRESS 100(\.0)? fine-tuning done", done.stdout), done.stdout[-2000:] + done.stderr[-2000:]
+    # the summary's table has a header a reader can see, and the promotion decision is a whole sentence
+    shown = done.stdout[done.stdout.index("SUMMARY ") :]
+    assert "| what | where / value |" in shown and "| | |" not in shown, shown
+    assert f"**Promotion:** {summary['promotion']}" in shown.replace("\\n", "\n"), shown
 
 
 @pytest.mark.slow
