@@ -10,6 +10,7 @@ or through a deployment: `prefect deployment run train-pipeline/local-cpu`.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 from pydantic import BaseModel
 
-from flows.options import flow_arguments, flow_options, flow_parser
+from flows.options import SHORT_FLAGS, flow_arguments, flow_options, flow_parser
 from keyword_extractor.common.files import markdown_cell
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
@@ -255,6 +256,9 @@ def train_pipeline(
     from tasks.tracking import log_evaluation, open_tracking_run
 
     train_file, test_file = (PROJECT_ROOT / train_path).resolve(), (PROJECT_ROOT / test_path).resolve()
+    unreadable = data_file_problems({"train_path": train_path, "test_path": test_path, "extra_train": extra_train})
+    if unreadable:  # before the run folder exists: nothing to clean up, nothing half-made
+        raise FileNotFoundError("; ".join(unreadable))
     run_name = run_name or default_run_name()
     run_dir = (PROJECT_ROOT / artifacts_dir / "runs" / run_name).resolve()
     get_run_logger().info("run %s: writing to %s", run_name, run_dir)
@@ -270,6 +274,20 @@ def train_pipeline(
     gate = PromotionGate(promotion_margin, force_promotion, build, build_if_not_promoted)
     registration, bento_tag = register_and_build(tracked.run_id, trained.model_dir, evaluation, test_file, gate)
     return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag, data.extra_rows)
+
+
+def data_file_problems(paths: dict[str, str | list[str] | None]) -> list[str]:
+    """One sentence per data file that is missing or not a file, naming the flag it came from."""
+    problems = []
+    for parameter, given in paths.items():
+        flag = SHORT_FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+        for path in [given] if isinstance(given, str) else given or []:
+            resolved = PROJECT_ROOT / path
+            if resolved.is_dir():
+                problems.append(f"{flag} {path}: is a directory; give a 'query<TAB>keyword' .tsv file")
+            elif not resolved.is_file():
+                problems.append(f"{flag} {path}: no such file (relative paths start at {PROJECT_ROOT})")
+    return problems
 
 
 def pipeline_options() -> type[BaseModel]:
@@ -290,8 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    arguments = flow_arguments(train_pipeline.fn, args)
+    unreadable = data_file_problems({name: arguments.get(name) for name in ("train_path", "test_path", "extra_train")})
+    if unreadable:  # one line each, exit 2, before any server, run folder or model is touched
+        print("\n".join(f"error: {problem}" for problem in unreadable), file=sys.stderr)
+        raise SystemExit(2)
     quiet_third_party_output()  # before the temporary local server starts: it reads its settings once
-    summary = train_pipeline(**flow_arguments(train_pipeline.fn, args))
+    summary = train_pipeline(**arguments)
     print(summary.model_dump_json(indent=2))
     ui, serve, app = summary.next_steps()
     print(

@@ -175,6 +175,19 @@ def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
     assert champion.run_id == run.info.run_id
 
 
+def test_a_data_file_that_is_not_there_is_one_line_and_exit_2_with_no_run_folder(tmp_path):
+    """It printed 141 lines with two tracebacks and left a run folder behind."""
+    (tmp_path / "folder.tsv").mkdir()
+    result = run_flow(tmp_path, "--train", str(tmp_path / "nope.tsv"), "--extra-train", str(tmp_path / "folder.tsv"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"error: --train {tmp_path / 'nope.tsv'}: no such file (relative paths start at {PROJECT_ROOT})",
+        f"error: --extra-train {tmp_path / 'folder.tsv'}: is a directory; give a 'query<TAB>keyword' .tsv file",
+    ], result.stderr
+    assert not (tmp_path / "artifacts").exists()
+
+
 def test_malformed_data_fails_at_validation_before_training(tmp_path):
     bad = tmp_path / "bad.tsv"
     rows = TRAIN_TSV.read_text(encoding="utf-8").splitlines()[:30]  # header + 29 rows: the bad row is line 31
