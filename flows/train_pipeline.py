@@ -27,7 +27,7 @@ from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.quiet import quiet_third_party_output
 from keyword_extractor.common.results import CHAMPION, EvaluationResult, Registration, TrainResult
 from keyword_extractor.integrations import tracking
-from keyword_extractor.model.config import TrainConfig
+from keyword_extractor.model.config import TrainConfig, base_model_problem
 from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 
 NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     arguments = flow_arguments(train_pipeline.fn, args)
     unreadable = data_file_problems({name: arguments.get(name) for name in ("train_path", "test_path", "extra_train")})
+    base_model = arguments["training"].base_model
+    if base_model and (problem := base_model_problem(base_model)):
+        unreadable.append(f"--base-model {problem}")
     if unreadable:  # one line each, exit 2, before any server, run folder or model is touched
         print("\n".join(f"error: {problem}" for problem in unreadable), file=sys.stderr)
         raise SystemExit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from keyword_extractor.model.artifact import SETTINGS_FILE, InferenceSettings, w
 from keyword_extractor.model.grounded import GroundedKeywordsProcessor, GroundedVocabulary, token_texts
 from keyword_extractor.model.modeling import BaseModelUnavailable, load_base
 from keyword_extractor.text.keywords import is_grounded, parse_keywords
-from tests.conftest import TEST_TSV, TRAIN_TSV, run_module
+from tests.conftest import PROJECT_ROOT, TEST_TSV, TRAIN_TSV, run_module
 
 QUESTIONS = [
     "여행자 휴대품 면세한도는 얼마인가요?",
@@ -263,6 +264,35 @@ def test_unreachable_hub_fails_fast_and_names_the_ways_out(tmp_path, monkeypatch
     message = str(error.value)
     assert "gogamza/kobart-base-v1" in message and "cannot be reached" in message
     assert "--base-model /path/to/kobart" in message and "--base-model tiny" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("kobart", "'kobart' is not a folder here, and Hugging Face ids of BART models name their owner"),
+        ("./models/kobart-base-v1", "no folder ./models/kobart-base-v1"),
+        ("gogamza/kobart base", "is neither a folder here nor a Hugging Face id"),
+        ("README.md", "README.md is a file"),
+    ],
+)
+def test_a_base_model_that_is_no_folder_and_no_hub_id_is_told_apart_from_an_unreachable_hub(
+    tmp_path, monkeypatch, spec, says
+):
+    """A typo used to wait for the hub probe and then blame the network."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(BaseModelUnavailable) as error:
+        load_base(spec)
+    assert says in str(error.value) and "cannot be reached" not in str(error.value)
+
+
+def test_the_download_hint_names_the_command_that_is_installed():
+    from keyword_extractor.model.modeling import _unavailable_message
+
+    hint = _unavailable_message("gogamza/kobart-base-v1", "offline")
+    assert "`hf download gogamza/kobart-base-v1 --local-dir models/kobart-base-v1`" in hint
+    assert Path(sys.executable).with_name("hf").is_file()  # installed with the requirements (huggingface_hub)
 
 
 def test_train_cli_reports_unreachable_hub_without_a_traceback_wall(tmp_path):

@@ -280,3 +280,30 @@ class TrainConfig(BaseModel):
 def default(field: str) -> Any:
     """A TrainConfig field's default (the KoBART recipe), for code that needs it outside a config."""
     return TrainConfig.model_fields[field].default
+
+
+def base_model_problem(spec: str) -> str | None:
+    """Why `spec` can be neither a folder here nor a Hugging Face model id (None when it could be either).
+
+    Told apart before any network probe: a typo such as `kobart` must not wait for the hub and then
+    blame the network.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if spec == TINY or Path(spec).expanduser().is_dir():
+        return None
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
+    if Path(spec).expanduser().exists() and not Path(spec).expanduser().is_dir():
+        return f"{spec} is a file; --base-model takes a model folder or a Hugging Face id"
+    if looks_like_path:
+        return f"no folder {spec}; --base-model takes a model folder or a Hugging Face id (gogamza/kobart-base-v1)"
+    try:
+        validate_repo_id(spec)
+    except HFValidationError:
+        return f"'{spec}' is neither a folder here nor a Hugging Face id (owner/name, e.g. gogamza/kobart-base-v1)"
+    if "/" not in spec:
+        return (
+            f"'{spec}' is not a folder here, and Hugging Face ids of BART models name their owner "
+            "(owner/name, e.g. gogamza/kobart-base-v1)"
+        )
+    return None

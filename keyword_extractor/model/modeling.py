@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from transformers import AutoTokenizer, BartForConditionalGeneration, get_linear_schedule_with_warmup
 
-from keyword_extractor.model.config import TINY, TrainConfig
+from keyword_extractor.model.config import TINY, TrainConfig, base_model_problem
 from keyword_extractor.model.encoding import LABEL_PAD_ID
 
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -36,7 +36,7 @@ def _unavailable_message(spec: str, reason: str) -> str:
         f"Cannot load base model '{spec}': {reason}.\n"
         "Two ways out:\n"
         "  1. download it where the network is available and pass the local directory: --base-model /path/to/kobart\n"
-        "     (e.g. `huggingface-cli download gogamza/kobart-base-v1 --local-dir models/kobart-base-v1`), or\n"
+        f"     (e.g. `hf download {spec} --local-dir models/{spec.rsplit('/', 1)[-1]}`), or\n"
         "  2. train fully offline with the tiny profile: --base-model tiny"
     )
 
@@ -51,6 +51,9 @@ def load_base(spec: str) -> tuple[BartForConditionalGeneration, object]:
         return BartForConditionalGeneration.from_pretrained(spec), AutoTokenizer.from_pretrained(spec)
     if spec == TINY:
         raise ValueError("the tiny profile must be built first: use keyword_extractor.model.tiny.build_tiny_base")
+    reason = base_model_problem(spec)
+    if reason:
+        raise BaseModelUnavailable(f"Cannot load base model: {reason}; or train offline with --base-model tiny.")
     try:
         return (
             BartForConditionalGeneration.from_pretrained(spec, local_files_only=True),
