@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The Prefect server `make server` starts; every other Prefect target talks to it (export another to override).
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+PREFECT_PORT := $(lastword $(subst :, ,$(subst /api,,$(PREFECT_API_URL))))
+D ?= train-pipeline/local-cpu
 
-.PHONY: setup pipeline test browser postgres deploy compare lint clean
+.PHONY: setup pipeline test browser postgres server worker deploy run compare lint clean
 
 setup: $(VENV)/.installed
 
@@ -27,8 +31,17 @@ browser:  ## Debian's Chromium and a CJK font for the browser test (apt-get; pri
 postgres:  ## PostgreSQL's server binaries for the stack test (apt-get; prints the command if it cannot)
 	bash scripts/install_postgres.sh
 
-deploy: setup  ## every deployment of prefect.yaml, creating its work pools if missing (PREFECT_API_URL: the server)
-	PREFECT=$(VENV)/bin/prefect PYTHON=$(PY) bash scripts/deploy.sh
+server: setup  ## a Prefect server on 127.0.0.1 (embedded SQLite) for deployments; its own terminal
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: setup  ## every deployment of prefect.yaml on PREFECT_API_URL, creating its work pools if missing
+	PREFECT_API_URL=$(PREFECT_API_URL) PREFECT=$(VENV)/bin/prefect PYTHON=$(PY) bash scripts/deploy.sh
+
+worker: setup  ## a process worker polling local-process on PREFECT_API_URL; its own terminal
+	PREFECT_API_URL=$(PREFECT_API_URL) $(VENV)/bin/prefect worker start --pool local-process
+
+run: setup  ## run deployment D (train-pipeline/local-cpu), following its log to the summary; SET="training.epochs=12"
+	PREFECT_API_URL=$(PREFECT_API_URL) $(PY) -m flows.run $(D) $(foreach setting,$(SET),--set $(setting))
 
 compare: setup  ## registered versions side by side (F1 vs baseline, recipe, data); A=3 B=5 adds their differing answers
 	$(PY) -m keyword_extractor.integrations.compare $(if $(and $(A),$(B)),--diff $(A) $(B))

@@ -31,6 +31,9 @@ from keyword_extractor.model.config import TrainConfig, base_model_problem
 from keyword_extractor.text.keywords import DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_QUERY_CHARS
 
 NOT_PROMOTED = "NotPromoted"  # name of the final state of a run whose model was not made champion
+# The state's type stays COMPLETED (everything asked was done), which the UI's run list colours like any
+# completed run and `prefect flow-run ls` shows as COMPLETED; the tag marks such runs in both, and filters them.
+NOT_PROMOTED_TAG = "not-promoted"
 
 
 class PipelineSummary(BaseModel):
@@ -58,6 +61,18 @@ class PipelineSummary(BaseModel):
         else:
             serve = "bentoml serve  # from the project directory"
         return [tracking.ui_command(), serve, "streamlit run app.py"]
+
+
+def tag_this_run(tag: str) -> None:
+    """Add `tag` to the current flow run's tags; a failure to tag is logged, never fatal."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run.get_id())
+            client.update_flow_run(run.id, tags=sorted({*run.tags, tag}))
+    except Exception as error:  # the run's result matters more than its label
+        get_run_logger().warning("could not tag the flow run %r: %s", tag, error)
 
 
 def publish_summary(summary: PipelineSummary) -> None:
@@ -176,6 +191,7 @@ def finish(
     log.info("look at the result: %s", " ; ".join(summary.next_steps()))
     if not registration.promoted:
         log.warning("not promoted: %s", registration.decision)
+        tag_this_run(NOT_PROMOTED_TAG)
         return Completed(name=NOT_PROMOTED, message=registration.decision, data=summary)
     return summary
 

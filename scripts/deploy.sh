@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFECT=${PREFECT:-.venv/bin/prefect}
 PYTHON=${PYTHON:-.venv/bin/python}
+# Without a server URL, `prefect deploy` would deploy to a temporary server that is gone when it exits.
+api_url=${PREFECT_API_URL:-$("$PREFECT" config view 2>/dev/null | sed -n "s/^PREFECT_API_URL='\(.*\)'.*/\1/p")}
+if [ -z "$api_url" ]; then
+    echo "error: PREFECT_API_URL is not set: start the server (make server) and use make deploy, or" \
+        "export PREFECT_API_URL=http://127.0.0.1:4200/api" >&2
+    exit 2
+fi
+echo "deploying to $api_url"
 pools=$("$PYTHON" -c '
 import yaml
 with open("prefect.yaml", encoding="utf-8") as file:

@@ -124,23 +124,21 @@ def make_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
 def run_deployment(
     env: dict[str, str], deployment: str, params: dict, worker_log: Path, expect: str = "Completed"
 ) -> str:
-    """Start a process worker on `local-process`, run `deployment` with `params`, wait; the CLI's + worker's output."""
+    """Start a process worker on `local-process`, run `deployment` with `params` through `python -m flows.run`
+    (README's `make run`): the parameters merged into the deployment's, the run's log followed to its end.
+    Returns that command's output and the worker's."""
     worker = start([PREFECT, "worker", "start", "--pool", "local-process"], env, worker_log)
     try:
-        run = prefect_cli(
-            env,
-            "deployment",
-            "run",
-            deployment,
-            "--params",
-            json.dumps(params),
-            "--watch",
-            "--watch-timeout",
-            "600",
+        run = subprocess.run(
+            [sys.executable, "-m", "flows.run", deployment, "--params", json.dumps(params), "--timeout", "600"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=660,
         )
-        output = run.stdout + worker_log.read_text()
-        assert expect in run.stdout, output[-4000:]
+        output = run.stdout + run.stderr + worker_log.read_text()
+        assert f"final state: {expect}" in run.stdout, output[-4000:]
         return output
     finally:
         stop(worker)

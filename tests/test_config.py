@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import re
@@ -121,3 +122,21 @@ def test_every_command_the_readme_names_exists():
     for target in targets:
         done = subprocess.run(["make", "-n", target], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, (target, done.stderr)
+
+
+def test_run_options_merge_into_the_deployments_parameters_field_by_field():
+    """`prefect deployment run --params` replaced the whole training object (accelerator cpu → auto)."""
+    from flows.run import merged, parse_setting
+
+    deployment = {"training": {"base_model": "tiny", "accelerator": "cpu"}, "build": True}
+    given = merged(parse_setting("training.epochs=12"), parse_setting("force_promotion=true"))
+    assert given == {"training": {"epochs": 12}, "force_promotion": True}
+    assert merged(deployment, given) == {
+        "training": {"base_model": "tiny", "accelerator": "cpu", "epochs": 12},
+        "build": True,
+        "force_promotion": True,
+    }
+    assert deployment["training"] == {"base_model": "tiny", "accelerator": "cpu"}  # not changed in place
+    assert parse_setting("run_name=nightly") == {"run_name": "nightly"}  # not JSON: taken as text
+    with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=VALUE"):
+        parse_setting("epochs")

@@ -19,8 +19,9 @@ from tests.services import make_deploy, prefect_server, run_deployment
 
 pytestmark = pytest.mark.slow
 
-# no int8 check at export (it decodes the validation rows twice; tests/test_flow.py's e2e run covers it)
-SMALL_TRAINING = {"base_model": "tiny", "accelerator": "cpu", "limit_train_rows": 96, "epochs": 1, "quantize": "off"}
+# no int8 check at export (it decodes the validation rows twice; tests/test_flow.py's e2e run covers it). Only
+# these fields: the deployment's own training options (base_model tiny, accelerator cpu) must stay.
+SMALL_TRAINING = {"limit_train_rows": 96, "epochs": 1, "quantize": "off"}
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,18 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_wit
         "run_name": "deployed",
         "force_promotion": True,  # a 96-row smoke model is below the baseline: this tests orchestration
     }
-    run_deployment(env, "train-pipeline/local-cpu", params, workdir / "worker.log")
+    said = run_deployment(env, "train-pipeline/local-cpu", params, workdir / "worker.log")
+    # what the user sees in the terminal that started the run: the epochs, the headline, the summary artifact
+    assert "keyword_extractor.training: epoch 1/1" in said and "pipeline summary: F1" in said
+    assert "**Promotion:** forced: " in said  # force_promotion, below
 
     client = MlflowClient(tracking_uri=tracking.sqlite_uri(workdir / "mlflow.db"))
     champion = client.get_model_version_by_alias("keyword-extractor", "champion")
     run_record = client.get_run(champion.run_id)
     assert run_record.data.tags["pipeline.run_name"] == "deployed"
     assert run_record.data.params["limit_train_rows"] == "96"
+    # a partial training object was merged into the deployment's, not put in its place
+    assert (run_record.data.params["accelerator"], run_record.data.params["base_model"]) == ("cpu", "tiny")
     assert (workdir / "artifacts" / "runs" / "deployed" / "train" / "model" / "keyword_extractor.json").is_file()
     bentos = list((workdir / "bentoml" / "bentos" / "keyword-extractor").iterdir())
     assert bentos, "the deployment built no Bento"

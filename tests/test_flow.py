@@ -251,3 +251,25 @@ def test_a_flow_killed_during_fine_tune_resumes_and_a_model_below_the_baseline_i
     version = client.get_model_version("keyword-extractor", "1")
     assert version.aliases == ["challenger"] and float(version.tags["baseline_f1"]) == outcome["baseline_f1"]
     assert not list((tmp_path / "bentoml").glob("bentos/*/*"))  # nothing built
+    # the run list tells it apart: the state's type is COMPLETED (UI colour, `flow-run ls`), the tag marks it
+    done = subprocess.run(
+        [sys.executable, "-c", RUNS_SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "NotPromoted COMPLETED ['not-promoted']" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), "flow-run", "ls", "--state", "NotPromoted"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "NotPromoted" in listed.stdout or "COMPLETED" in listed.stdout, listed.stdout + listed.stderr
+
+
+RUNS_SCRIPT = """
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    for run in client.read_flow_runs():
+        print(run.state.name, run.state.type.value, sorted(run.tags))
+"""
