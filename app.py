@@ -215,7 +215,10 @@ def show_turn(turn: dict, url: str, number: int) -> None:
         if turn["error"]:
             st.error(as_markdown_text(turn["error"]), icon=":material/error:")
             return
-        meta = f"<span>⏱ {format_duration(turn['elapsed_s'])}</span><span>🧠 {model_html(turn['model'])}</span>"
+        # words, not emoji: emoji render as empty boxes where only a CJK font is installed
+        meta = (
+            f"<span>answered in {format_duration(turn['elapsed_s'])}</span><span>by {model_html(turn['model'])}</span>"
+        )
         st.html(f'{chips_html(turn["keywords"])}<div class="kw-meta">{meta}</div>')
         correction_form(url, turn, key=f"correct_{number}")
 
@@ -409,10 +412,10 @@ def batch_corrections(url: str, batch: dict) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Customs question keywords", page_icon="🔑", layout="wide")
+    st.set_page_config(page_title="Customs question keywords", page_icon=":material/key:", layout="wide")
     st.html(CSS)
     url, info, problem, options = sidebar()
-    st.title("🔑 Customs question keywords")
+    st.title(":material/key: Customs question keywords")
     st.caption(
         "KoBART, fine-tuned to pick the knowledge-graph keywords out of Korean questions to the Korea Customs "
         "Service (관세청) chatbot, served with BentoML. Ask one question in Chat, or a whole file in Batch."
@@ -420,7 +423,9 @@ def main() -> None:
     if problem:
         st.error(as_markdown_text(problem), icon=":material/cloud_off:")
     name = reviewer()
-    tabs = st.tabs(["💬 Chat", "📄 Batch", *(["🔎 Review"] if name else [])])
+    tabs = st.tabs(
+        [":material/chat: Chat", ":material/table: Batch", *([":material/rate_review: Review"] if name else [])]
+    )
     with tabs[0]:
         chat_tab(url, info, options)
     with tabs[1]:

@@ -135,7 +135,7 @@ def test_chat_shows_keyword_chips_time_and_model_and_keeps_the_conversation(serv
     answer = html_of(app.main.html)
     chips = re.findall(r'<span class="kw-chip">(.*?)</span>', answer)
     assert chips == [html.escape(keyword) for keyword in expected]
-    assert re.search(r"⏱ (\d+ ms|\d+\.\d\d s)", answer), answer
+    assert re.search(r"answered in (\d+ ms|\d+\.\d\d s)", answer), answer
     assert 'keyword-extractor v7<span class="kw-alias">champion</span>' in answer
 
     app.chat_input(key="question").set_value(second).run()
@@ -562,7 +562,8 @@ def test_a_chat_answer_corrected_in_place_is_saved_and_only_a_reviewer_can_accep
     question, answer = next((q, found) for q, found in zip(QUESTIONS, answers) if found)
     span = _another_span(question, answer)
     app = start_app(service.url, monkeypatch)
-    assert [tab.label for tab in app.tabs] == ["💬 Chat", "📄 Batch"]  # no reviewer named: no Review tab
+    # no reviewer named: no Review tab
+    assert [tab.label for tab in app.tabs] == [":material/chat: Chat", ":material/table: Batch"]
     app.chat_input(key="question").set_value(question).run()
     app.multiselect(key="correct_0_keywords").set_value([span]).run()  # the tags removed, a span typed in
     app.button(key="correct_0_send").click().run()
@@ -576,7 +577,7 @@ def test_a_chat_answer_corrected_in_place_is_saved_and_only_a_reviewer_can_accep
 
     monkeypatch.setenv("KEYWORD_REVIEWER", "kim")
     review = start_app(service.url, monkeypatch)
-    assert [tab.label for tab in review.tabs][-1] == "🔎 Review"
+    assert [tab.label for tab in review.tabs][-1] == ":material/rate_review: Review"
     review.multiselect(key="review_accept").set_value([saved.id]).run()
     review.button(key="apply_review").click().run()
     assert "1 accepted, 0 rejected" in review.success[0].value

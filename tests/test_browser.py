@@ -115,7 +115,7 @@ def test_chat_and_batch_in_headless_chromium(chromium, app_url, service, tmp_pat
                 meta = page.locator(".kw-meta").nth(number)
                 expect(meta).to_contain_text("keyword-extractor v7")
                 expect(meta).to_contain_text("champion")
-                expect(meta).to_contain_text(re.compile(r"⏱ (\d+ ms|\d+\.\d\d s)"))
+                expect(meta).to_contain_text(re.compile(r"answered in (\d+ ms|\d+\.\d\d s)"))
             expect(page.get_by_test_id("stChatMessage")).to_have_count(4)
             expect(page.get_by_test_id("stChatMessage").nth(2)).to_contain_text(QUESTIONS[0])
             page.screenshot(path=str(SCREENSHOTS / "app-chat.png"))
