@@ -51,6 +51,7 @@ class PipelineSummary(BaseModel):
     promotion: str
     bento_tag: str | None
     extra_train_rows: int = 0  # rows from extra training files (accepted corrections), 0 without any
+    mlflow_pages: dict[str, str] = {}  # the UI's runs table and registered model page (`tracking.ui_pages`)
 
     def next_steps(self) -> list[str]:
         """The commands that show this run's result: runs in MLflow, the Bento over HTTP, the app."""
@@ -60,7 +61,9 @@ class PipelineSummary(BaseModel):
             serve = "bentoml serve  # serves the last Bento built, if any: this run's model was not promoted"
         else:
             serve = "bentoml serve  # from the project directory"
-        return [tracking.ui_command(), serve, "streamlit run app.py"]
+        runs = self.mlflow_pages.get("runs")
+        ui = tracking.ui_command() + (f"  # then open {runs}" if runs else "")
+        return [ui, serve, "streamlit run app.py"]
 
 
 def tag_this_run(tag: str) -> None:
@@ -84,6 +87,7 @@ def publish_summary(summary: PipelineSummary) -> None:
         ("extra training rows", str(summary.extra_train_rows)),
         ("Bento", f"`{summary.bento_tag}`" if summary.bento_tag else "none built"),
         ("model directory", f"`{summary.model_dir}`"),
+        *((f"MLflow {page}", address) for page, address in summary.mlflow_pages.items()),
         ("report", f"`{summary.run_dir}/evaluation/report.md`"),
     ]
     table = "\n".join(f"| {key} | {markdown_cell(value)} |" for key, value in rows)
@@ -174,6 +178,7 @@ def finish(
         promotion=registration.decision,
         bento_tag=bento_tag,
         extra_train_rows=extra_train_rows,
+        mlflow_pages=tracking.ui_pages(),
     )
     publish_summary(summary)
     log.info(

@@ -73,6 +73,11 @@ def register_model(
         # <run>/evaluation/champion: the champion's answers on this test set, kept with the run
         evaluate_f1=registry.champion_f1_on(test_path, Path(model_dir).parent.parent / "evaluation" / "champion"),
     )
+    tracking.describe_run(
+        run_id,
+        f"F1 {outcome.f1:.4f} vs Kiwi baseline {outcome.baseline_f1:.4f}; {outcome.name} v{outcome.version} is "
+        f"{outcome.alias}: {outcome.decision}",
+    )
     if outcome.promoted:
         log.info("%s v%s -> %s: %s", outcome.name, outcome.version, outcome.alias, outcome.decision)
     else:
@@ -81,7 +86,7 @@ def register_model(
         key="registration",
         markdown=(
             f"## Registered `{outcome.name}` v{outcome.version} as **{outcome.alias}**\n\n"
-            f"{outcome.decision}\n\n| | F1 |\n|---|---|\n| this version | {outcome.f1:.4f} |\n"
+            f"{outcome.decision}\n\n| model | F1 |\n|---|---|\n| this version | {outcome.f1:.4f} |\n"
             f"| Kiwi baseline, same questions | {outcome.baseline_f1:.4f} |\n"
             f"| champion before | {outcome.champion_f1 if outcome.champion_f1 is not None else '—'} |\n"
         ),

@@ -163,6 +163,17 @@ def test_flow_records_everything_in_one_mlflow_run(pipeline_run, monkeypatch):
     check = stored["extra"]["int8_check"]
     assert (check["fp32_f1"], check["int8_f1"]) == (run.data.metrics["val_f1_fp32"], run.data.metrics["val_f1_int8"])
     assert run.data.tags["pipeline.run_name"] == "e2e" and run.data.tags["prefect.flow_run_id"]
+    # what `mlflow ui` shows first: the run's description, in the classic (not GenAI) view, with direct links
+    description = run.data.tags["mlflow.note.content"]
+    assert description.startswith(f"F1 {summary['f1']:.4f} vs Kiwi baseline {summary['baseline_f1']:.4f}; ")
+    assert f"keyword-extractor v{summary['model_version']} is {summary['alias']}" in description
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert summary["mlflow_pages"] == {
+        "runs": f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}",
+        "registered model": "http://127.0.0.1:5000/#/models/keyword-extractor",
+    }
+    assert f"# then open {summary['mlflow_pages']['runs']}" in result.stdout
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "test", "extra:feedback.tsv"}
     assert run.data.params["data.extra_train_rows"] == "5" and summary["extra_train_rows"] == 5
     trained_on = load_pairs(workdir / "artifacts" / "runs" / "e2e" / "data" / "train.tsv")

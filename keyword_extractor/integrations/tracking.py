@@ -32,6 +32,30 @@ def ui_command(root: Path = PROJECT_ROOT) -> str:
     return f"open {uri}"
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `ui_command` serves the UI
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, no metric columns)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+RUN_DESCRIPTION = "mlflow.note.content"  # the run page's Description, and a column of the runs table
+
+
+def ui_pages(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Direct addresses of the experiment's runs and of the registered model, in the UI `ui_command` starts."""
+    import mlflow
+
+    uri = configure(root)
+    base = UI_ADDRESS if uri.startswith(("sqlite:", "file:", "/")) else uri.rstrip("/")
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    runs = f"{base}/#/experiments/{experiment.experiment_id}" if experiment else f"{base}/#/experiments"
+    return {"runs": runs, "registered model": f"{base}/#/models/{REGISTERED_MODEL}"}
+
+
+def describe_run(run_id: str, text: str) -> None:
+    """The run's description in the UI: what a person comparing runs wants to read first."""
+    from mlflow import MlflowClient
+
+    MlflowClient().set_tag(run_id, RUN_DESCRIPTION, text)
+
+
 def configure(root: Path = PROJECT_ROOT, experiment: str = EXPERIMENT_NAME) -> str:
     """Point MLflow at the store and make sure the experiment exists (with local artifacts by default)."""
     import mlflow
@@ -46,7 +70,9 @@ def configure(root: Path = PROJECT_ROOT, experiment: str = EXPERIMENT_NAME) -> s
             mlflow.create_experiment(experiment, artifact_location=location)
         except mlflow.exceptions.MlflowException:
             pass  # created concurrently
-    mlflow.set_experiment(experiment)
+    found = mlflow.set_experiment(experiment)
+    if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+        mlflow.set_experiment_tag(*EXPERIMENT_KIND)
     return uri
 
 
