@@ -44,7 +44,9 @@ run: setup  ## run deployment D (train-pipeline/local-cpu), following its log to
 	PREFECT_API_URL=$(PREFECT_API_URL) $(PY) -m flows.run $(D) $(foreach setting,$(SET),--set $(setting))
 
 compare: setup  ## registered versions side by side (F1 vs baseline, recipe, data); A=3 B=5 adds their differing answers
-	$(PY) -m keyword_extractor.integrations.compare $(if $(and $(A),$(B)),--diff $(A) $(B))
+	@if [ -n "$(A)$(B)" ] && { [ -z "$(A)" ] || [ -z "$(B)" ]; }; then \
+		echo "error: give both versions to compare answers: make compare A=3 B=5" >&2; exit 2; fi
+	$(PY) -m keyword_extractor.integrations.compare $(if $(A)$(B),--diff $(A) $(B))
 
 lint: setup
 	$(VENV)/bin/ruff check .

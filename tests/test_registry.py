@@ -351,6 +351,27 @@ def test_compare_lists_versions_with_their_scores_and_the_questions_two_versions
     assert older[:4] == [versions["a"], "—", "0.6100", "0.7000"]  # below the baseline: never champion
     assert diff.splitlines()[0] == f"1 questions answered differently by v{versions['a']} and v{versions['b']}:"
     assert "- 여행자 휴대품?" in diff and f"v{versions['a']}: 여행자" in diff and f"v{versions['b']}: 휴대품" in diff
+    assert "    gold: 휴대품" in diff  # which of the two answers is right
+    # a version that is not there: one line naming the versions that are (it was a raw MlflowException)
+    assert compare_main(["--diff", versions["a"], "99"]) == 2
+    out, err = capsys.readouterr()
+    there = ", ".join(sorted(versions.values(), key=int))
+    assert err.strip() == f"error: keyword-extractor has no version '99' (versions: {there})"
+    assert compare_main(["--diff", versions["a"], versions["b"]]) == 0
+    assert "%|" not in capsys.readouterr().err  # no download progress bars between the answers
+
+
+def test_make_compare_with_one_version_says_both_are_needed():
+    """`make compare A=1` silently showed the table only."""
+    venv = Path(sys.executable).parent.parent
+    done = subprocess.run(
+        ["make", "compare", "A=1", f"VENV={venv}", f"PY={sys.executable}"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "error: give both versions to compare answers: make compare A=3 B=5" in done.stderr
 
 
 LEASE_SCRIPT = """

@@ -14,7 +14,7 @@ from keyword_extractor.integrations.bento_models import (
     import_from_registry,
     import_model_dir,
 )
-from keyword_extractor.integrations.compare import differing_questions, render_table, version_rows
+from keyword_extractor.integrations.compare import UnknownVersion, differing_questions, render_table, version_rows
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -87,8 +87,12 @@ def compare_main(argv: list[str] | None = None) -> int:
     print(render_table(rows))
     if args.diff:
         first, second = args.diff
-        changed = differing_questions(client, first, second)
+        try:
+            changed = differing_questions(client, first, second)
+        except UnknownVersion as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"\n{len(changed)} questions answered differently by v{first} and v{second}:")
-        for question, a, b in changed:
-            print(f"- {question}\n    v{first}: {a}\n    v{second}: {b}")
+        for question, gold, a, b in changed:
+            print(f"- {question}\n    gold: {gold}\n    v{first}: {a}\n    v{second}: {b}")
     return 0

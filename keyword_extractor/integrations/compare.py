@@ -11,6 +11,7 @@ the data it saw; for two versions, their `evaluation/predictions.tsv` question b
 from __future__ import annotations
 
 import csv
+import os
 import tempfile
 from dataclasses import dataclass
 
@@ -85,25 +86,39 @@ def render_table(rows: list[VersionRow]) -> str:
     return "\n".join(lines)
 
 
-def _predictions(client, run_id: str) -> dict[str, str]:
-    """question → predicted keywords, from the run's evaluation/predictions.tsv."""
+class UnknownVersion(LookupError):
+    """A version number the registry does not hold; the message lists those it does."""
+
+
+def _predictions(client, run_id: str) -> dict[str, tuple[str, str]]:
+    """question → (gold keywords, predicted keywords), from the run's evaluation/predictions.tsv."""
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # a bar per file would bury the answers
     with tempfile.TemporaryDirectory() as folder:
         path = client.download_artifacts(run_id, "evaluation/predictions.tsv", folder)
         with open(path, encoding="utf-8", newline="") as file:
-            return {
-                row["query"]: row["predicted"] for row in csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
-            }
+            rows = csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
+            return {row["query"]: (row.get("gold", "—"), row["predicted"]) for row in rows}
 
 
-def differing_questions(client, first: str, second: str) -> list[tuple[str, str, str]]:
-    """(question, keywords of `first`, keywords of `second`) wherever the two versions answer differently."""
-    runs = {v: client.get_model_version(REGISTERED_MODEL, v).run_id for v in (first, second)}
+def run_of_version(client, version: str) -> str:
+    """The MLflow run behind a registered version; UnknownVersion naming the versions there are."""
+    known = sorted(int(v.version) for v in client.search_model_versions(f"name='{REGISTERED_MODEL}'"))
+    if not version.isdigit() or int(version) not in known:
+        there = ", ".join(map(str, known)) or "none"
+        raise UnknownVersion(f"{REGISTERED_MODEL} has no version {version!r} (versions: {there})")
+    return client.get_model_version(REGISTERED_MODEL, version).run_id
+
+
+def differing_questions(client, first: str, second: str) -> list[tuple[str, str, str, str]]:
+    """(question, gold, keywords of `first`, keywords of `second`) wherever the two versions answer differently."""
+    runs = {v: run_of_version(client, v) for v in (first, second)}
     answers = {v: _predictions(client, run_id) for v, run_id in runs.items()}
-    return [
-        (question, answer, answers[second].get(question, "—"))
-        for question, answer in answers[first].items()
-        if answer != answers[second].get(question)
-    ]
+    differing = []
+    for question, (gold, answer) in answers[first].items():
+        other = answers[second].get(question, ("", "—"))[1]
+        if answer != other:
+            differing.append((question, gold, answer, other))
+    return differing
 
 
 if __name__ == "__main__":  # the command line lives in keyword_extractor.integrations.cli
