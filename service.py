@@ -74,6 +74,7 @@ from fastapi import FastAPI
 from keyword_extractor.feedback.rules import correction_problems
 from keyword_extractor.feedback.store import Correction, FeedbackStore
 from keyword_extractor.model.artifact import InferenceSettings
+from service_support.client_errors import install as log_client_errors_as_info
 from service_support.middleware import RequestGuard
 from service_support.request_merging import RequestMerger
 from service_support.schemas import (
@@ -323,3 +324,4 @@ def _routes() -> set[str]:
 
 
 bound_metric_labels(_routes())
+log_client_errors_as_info()

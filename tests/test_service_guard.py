@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 
 import httpx
 import psutil
@@ -159,3 +160,20 @@ def test_metrics_stay_bounded_whatever_paths_are_requested(guarded):
     # the path still reaches the application unchanged: with the token, an unknown path is a 404
     assert httpx.get(f"{guarded.url}/no-such-route", headers=_auth(), timeout=30).status_code == 404
     assert httpx.get(f"{guarded.url}/model_info", headers=_auth(), timeout=30).status_code == 200
+
+
+def test_a_client_error_is_one_info_line_not_an_error_with_a_traceback(guarded):
+    """Every 400 was logged as `[ERROR] Exception on /extract` with a 25-line traceback."""
+    marker = "x" * 11  # max_keywords 11 is over the limit: pydantic refuses the body
+    refused = httpx.post(
+        f"{guarded.url}/extract", json={"text": marker, "max_keywords": 11}, headers=_auth(), timeout=30
+    )
+    assert refused.status_code == 400
+    deadline = time.monotonic() + 10
+    while "max_keywords: Input should be less than or equal to 10" not in guarded.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, guarded.log.read_text(errors="replace")[-3000:]
+        time.sleep(0.2)
+    log = guarded.log.read_text(errors="replace")
+    line = next(line for line in log.splitlines() if "max_keywords: Input should be" in line)
+    assert "[INFO]" in line and "/extract [POST] refused: 400 (1 validation error(s)" in line, line
+    assert "Exception on /extract" not in log and "pydantic_core._pydantic_core.ValidationError" not in log
