@@ -97,3 +97,10 @@ def test_cpu_bento_requirements_resolve_for_a_fresh_environment(bentos, tmp_path
                 wanted,
                 chosen[wanted.name.lower()],
             )
+
+
+def test_the_bento_description_names_no_model_it_may_not_hold(bentos):
+    """It said KoBART whatever the Bento served (the tiny model here); /model_info says which model it is."""
+    for bento in bentos.values():
+        described = (bento / "README.md").read_text()
+        assert "GET /model_info" in described and "KoBART" not in described
