@@ -31,11 +31,31 @@ def flow_options(function: Any, skip: tuple[str, ...] = ("training",)) -> type[B
     return create_model(f"{function.__name__}_options", **fields)
 
 
+# shown in the usage line where the flow has them
+COMMON_OPTIONS = {
+    "--train": "FILE",
+    "--test": "FILE",
+    "--base-model": "tiny|HUB_ID|DIR",
+    "--epochs": "N",
+    "--run-name": "NAME",
+    "--min-new": "N",
+}
+
+
 def flow_parser(function: Any, prog: str, description: str) -> argparse.ArgumentParser:
-    """Options of the flow's own parameters, then one per TrainConfig field."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    """Options of the flow's own parameters, then one per TrainConfig field under "training: …" headings.
+
+    The usage line shows the common options only: the full one, every option spelled out, ran to 55 lines.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="Training options are the fields of `training` in a deployment (the same names, with _ for -).",
+    )
     add_model_options(parser, flow_options(function), config_option=False, aliases=SHORT_FLAGS)
-    add_model_options(parser, TrainConfig, PRESETS)
+    add_model_options(parser, TrainConfig, PRESETS, group_prefix="training: ")
+    common = [f"[{flag} {value}]" for flag, value in COMMON_OPTIONS.items() if flag in parser._option_string_actions]
+    parser.usage = f"%(prog)s {' '.join(common)} [any option below]"
     return parser
 
 

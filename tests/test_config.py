@@ -78,6 +78,12 @@ def test_the_flow_command_line_is_the_flows_own_parameters_with_their_defaults_a
     assert given.promotion_margin == parameters["promotion_margin"].default  # not given: the signature's
     help_text = parser.format_help()
     assert "validation limit on keywords per row" in help_text  # from the flow's docstring
+    # the usage line was 55 lines of every option; the training options sit under "training: …" headings
+    usage = help_text.split("\n\n", 1)[0]
+    assert usage.count("\n") == 0 and "[--train FILE]" in usage and "[--base-model tiny|HUB_ID|DIR]" in usage
+    headings = [line for line in help_text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings[:2] == ["options:", "pipeline:"] and all(h.startswith("training: ") for h in headings[2:])
+    assert len(headings) > 3
 
 
 @pytest.mark.parametrize(
@@ -91,6 +97,7 @@ def test_the_flow_command_line_is_the_flows_own_parameters_with_their_defaults_a
         ("keyword_extractor.data.validation", "--train"),
         ("keyword_extractor.integrations.compare", "--diff"),
         ("keyword_extractor.integrations.bento_models", "import-registry"),
+        ("flows.run", "--set"),
     ],
 )
 def test_help_answers_without_loading_torch_or_lightning(module, option):

@@ -91,11 +91,13 @@ def add_model_options(
     presets: dict[str, dict] | None = None,
     config_option: bool = True,
     aliases: dict[str, str] | None = None,
+    group_prefix: str = "",
 ) -> None:
     """One option per field of `model` (and `--config FILE`), in argparse groups named by the fields' `group`.
 
     Presets (name → field values) are shown in the help next to the default they replace. `aliases`
     gives a field a shorter flag beside its own (`train_path` → `--train` as well as `--train-path`).
+    `group_prefix` heads every group's title (the flow's training options: "training: model", …).
     """
     if config_option:
         parser.add_argument(
@@ -107,7 +109,7 @@ def add_model_options(
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         group_name = str(extra.get("group", "options"))
         if group_name not in groups:
-            groups[group_name] = parser.add_argument_group(group_name)
+            groups[group_name] = parser.add_argument_group(group_prefix + group_name)
         flags = [flag for flag in ((aliases or {}).get(name), option_name(name)) if flag]
         _add_field_option(groups[group_name], flags, name, field, _shown_defaults(name, field.default, presets))
 
