@@ -139,6 +139,18 @@ MALFORMED = {
         None,
         "not valid UTF-8 (byte offset 14). It decodes as CP949 (EUC-KR)",
     ),
+    "utf-16": (
+        "query\tkeyword\n면세한도는?\t면세한도\n".encode("utf-16"),
+        1,
+        None,
+        "the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8",
+    ),
+    "utf-32": (
+        "query\tkeyword\n면세한도는?\t면세한도\n".encode("utf-32"),
+        1,
+        None,
+        "the file is UTF-32 (it starts with a UTF-32 byte-order mark), not UTF-8: re-save it as UTF-8",
+    ),
     "comma-separated": (
         'query,keyword\n면세한도는?,"면세한도, 관세"\n',
         1,
@@ -185,6 +197,14 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     problem = only_error(report)
     assert (problem.file, problem.line, problem.message) == (str(tmp_path / "nope.tsv"), None, "file not found")
     assert report.file_digests["train"] is None
+
+
+def test_a_directory_given_as_a_data_file_is_named_as_such(tmp_path: Path) -> None:
+    """It was reported as "file not found", which it is not."""
+    write(tmp_path, "test.tsv", GOOD_TEST)
+    (tmp_path / "data").mkdir()
+    problem = only_error(validate(tmp_path / "data", tmp_path / "test.tsv", tmp_path / "report"))
+    assert problem.message == "a directory, not a data file (give a 'query<TAB>keyword' .tsv)"
 
 
 def test_leakage_names_both_files_and_lines(tmp_path: Path) -> None:

@@ -71,7 +71,23 @@ def _empty_rows() -> pd.DataFrame:
     )
 
 
+# byte-order marks of the encodings a spreadsheet or an editor may save "Unicode text" in; UTF-32's first
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
 def _decode(path: Path, raw: bytes) -> tuple[str | None, Problem | None]:
+    for bom, encoding in _WIDE_BOMS:
+        if raw.startswith(bom):
+            message = (
+                f"the file is {encoding} (it starts with a {encoding} byte-order mark), not UTF-8: re-save it as "
+                f"UTF-8, or convert it with `iconv -f {encoding.lower()} -t utf-8 in.tsv > out.tsv`"
+            )
+            return None, Problem(str(path), 1, None, message)
     body = raw.removeprefix(_UTF8_BOM)
     try:
         return body.decode("utf-8"), None
@@ -180,8 +196,13 @@ def read_tsv(path: str | Path) -> TsvTable:
     """Parse a data file without quote processing; collect structural problems."""
     path = Path(path)
     if not path.is_file():
-        return TsvTable(path, _empty_rows(), [Problem(str(path), None, None, "file not found")])
+        return TsvTable(path, _empty_rows(), [Problem(str(path), None, None, missing_file_message(path))])
     return parse_tsv(path, path.read_bytes())
+
+
+def missing_file_message(path: Path) -> str:
+    """Why `path` cannot be read as a data file: not there, or a folder."""
+    return "a directory, not a data file (give a 'query<TAB>keyword' .tsv)" if path.is_dir() else "file not found"
 
 
 def load_pairs(path: str | Path) -> pd.DataFrame:

@@ -276,7 +276,7 @@ def combined_digest(file_digests: dict[str, str | None]) -> str:
 def _read(path: Path) -> tuple[bytes | None, TsvTable]:
     """Read the bytes once: the digest and the parse describe the same content."""
     if not path.is_file():
-        return None, read_tsv(path)  # reports "file not found"
+        return None, read_tsv(path)  # reports "file not found" or a directory
     raw = path.read_bytes()
     table = parse_tsv(path, raw)
     if not table.problems and table.rows.empty:
