@@ -6,6 +6,7 @@ the numbers say nothing about quality; the tests check that they are computed an
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import subprocess
@@ -343,3 +344,33 @@ def test_a_model_with_a_span_selector_reports_what_each_stage_adds(selected_mode
     assert json.loads((tmp_path / METRICS_FILE).read_text())["seq2seq_alone"] == result.seq2seq_metrics
     added = result.model_metrics["f1"] - result.seq2seq_metrics["f1"]
     assert f"the span selector adds {added:+.4f}" in (tmp_path / REPORT_FILE).read_text()
+
+
+def test_outputs_are_written_as_a_set_metrics_last(evaluation, tmp_path, monkeypatch):
+    """A failed write left a new predictions.tsv beside the old metrics.json, which looked like one set."""
+    from keyword_extractor.evaluation import report
+
+    out = tmp_path / "out"
+    report.write_outputs(copy.copy(evaluation), out)
+    old = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def broken_chart(result):
+        raise RuntimeError("chart renderer failed")
+
+    monkeypatch.setattr(report, "render_chart", broken_chart)
+    with pytest.raises(RuntimeError):
+        report.write_outputs(copy.copy(evaluation), out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == old  # nothing rendered: nothing touched
+    monkeypatch.undo()
+
+    real_write = report.write_atomic
+
+    def disk_full_at_the_report(path, data):
+        if Path(path).name == report.REPORT_FILE:
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(report, "write_atomic", disk_full_at_the_report)
+    with pytest.raises(OSError):
+        report.write_outputs(copy.copy(evaluation), out)
+    assert not (out / report.METRICS_FILE).exists()  # the set is visibly incomplete, not old metrics beside new rows

@@ -407,6 +407,22 @@ def _at_once(script: str, argument_lists: list[list[str]], env: dict[str, str], 
     return outputs
 
 
+def test_an_emptied_store_is_refused_not_started_afresh(tmp_path, monkeypatch):
+    """A 0-byte mlflow.db was initialised as a new store: champion and runs gone without a word."""
+    database = tmp_path / "mlflow.db"
+    database.touch()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.sqlite_uri(database))
+    try:
+        with pytest.raises(tracking.EmptiedStore, match="is empty \\(0 bytes\\): an MLflow store that lost"):
+            tracking.configure()
+        assert database.stat().st_size == 0  # left as found
+        database.unlink()
+        tracking.configure()  # no file at all: a new store, on purpose
+        assert database.stat().st_size > 0
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 @pytest.fixture
 def tracking_server(tmp_path, monkeypatch):
     """A real `mlflow server` on 127.0.0.1 (SQLite behind it), as MLFLOW_TRACKING_URI."""

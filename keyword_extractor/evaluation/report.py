@@ -300,7 +300,7 @@ def _metrics_json(result: EvaluationResult) -> dict[str, Any]:
 
 
 def write_outputs(result: EvaluationResult, output_dir: str | Path) -> dict[str, str]:
-    """Write the four outputs under output_dir; return their paths by name."""
+    """Write the four outputs under output_dir as one set (metrics.json last); return their paths by name."""
     output = Path(output_dir)
     paths = {
         "predictions": output / PREDICTIONS_FILE,
@@ -308,10 +308,17 @@ def write_outputs(result: EvaluationResult, output_dir: str | Path) -> dict[str,
         "report": output / REPORT_FILE,
         "chart": output / CHART_FILE,
     }
+    # every output rendered before any is written: a failure while rendering leaves the older set as it was
+    payloads = {
+        "predictions": _predictions_tsv(result.rows).encode("utf-8"),
+        "chart": render_chart(result),
+        "report": render_report(result).encode("utf-8"),
+        "metrics": (json.dumps(_metrics_json(result), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+    }
+    # metrics.json marks a complete set: the old one goes first, the new one comes last, so a failed write
+    # (a full disk) leaves a folder without metrics.json, never new predictions beside old metrics
+    paths["metrics"].unlink(missing_ok=True)
+    for name in ("predictions", "chart", "report", "metrics"):
+        write_atomic(paths[name], payloads[name])
     result.paths = {name: str(path) for name, path in paths.items()}
-    write_atomic(paths["predictions"], _predictions_tsv(result.rows).encode("utf-8"))
-    write_atomic(paths["chart"], render_chart(result))
-    write_atomic(paths["report"], render_report(result).encode("utf-8"))
-    metrics_text = json.dumps(_metrics_json(result), ensure_ascii=False, indent=2) + "\n"
-    write_atomic(paths["metrics"], metrics_text.encode("utf-8"))  # last: its presence means the set is complete
     return result.paths

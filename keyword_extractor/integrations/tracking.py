@@ -56,11 +56,29 @@ def describe_run(run_id: str, text: str) -> None:
     MlflowClient().set_tag(run_id, RUN_DESCRIPTION, text)
 
 
+class EmptiedStore(RuntimeError):
+    """An SQLite store file of 0 bytes: a store that lost its contents, not a new one."""
+
+
+def refuse_emptied_store(uri: str) -> None:
+    """MLflow would initialise an empty file as a fresh store: the registry's champion and every run would be
+    gone without a word, and the next run crowned with nothing to beat. A missing file is a new store."""
+    if not uri.startswith("sqlite:///"):
+        return
+    database = Path(uri.removeprefix("sqlite:///"))
+    if database.is_file() and database.stat().st_size == 0:
+        raise EmptiedStore(
+            f"{database} is empty (0 bytes): an MLflow store that lost its contents, not a new one; restore it "
+            "from a backup, or delete the file to start a new store on purpose"
+        )
+
+
 def configure(root: Path = PROJECT_ROOT, experiment: str = EXPERIMENT_NAME) -> str:
     """Point MLflow at the store and make sure the experiment exists (with local artifacts by default)."""
     import mlflow
 
     uri = tracking_uri(root)
+    refuse_emptied_store(uri)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         location = None  # a tracking server decides where its artifacts go
