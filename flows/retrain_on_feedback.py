@@ -50,6 +50,7 @@ def retrain_on_feedback(
     test_path: str = "data/test.tsv",
     training: TrainConfig = TrainConfig(),
     artifacts_dir: str = "artifacts",
+    label_audit_suspects: bool = True,
 ) -> object:
     """Export the accepted corrections and retrain on them, when at least `min_new` arrived since the last time.
 
@@ -61,6 +62,7 @@ def retrain_on_feedback(
         test_path: held-out file: its questions are never exported, and the new model is scored on it.
         training: fine-tuning options, as for train-pipeline.
         artifacts_dir: where runs, models, reports and the MLflow store are written.
+        label_audit_suspects: rank the training rows most likely mislabelled in validate-data's label audit.
     """
     from flows.train_pipeline import train_pipeline
     from keyword_extractor.feedback.export import export_accepted
@@ -85,6 +87,7 @@ def retrain_on_feedback(
         training=training,
         artifacts_dir=artifacts_dir,
         extra_train=[exported.path],
+        label_audit_suspects=label_audit_suspects,
     )
     tracking.mark_feedback_run(summary.mlflow_run_id, exported_at, exported.last_id)
     return summary

@@ -57,6 +57,7 @@ def test_deployment_run_on_a_process_worker_registers_a_champion(prefect_env_wit
         "artifacts_dir": str(workdir / "artifacts"),
         "run_name": "deployed",
         "force_promotion": True,  # a 96-row smoke model is below the baseline: this tests orchestration
+        "label_audit_suspects": False,  # the e2e flow test runs the audit's ranking; here it is 25 s of nothing
     }
     said = run_deployment(env, "train-pipeline/local-cpu", params, workdir / "worker.log")
     # what the user sees in the terminal that started the run: the epochs, the headline, the summary artifact

@@ -105,6 +105,7 @@ def test_accepted_corrections_teach_the_retrained_model_a_term_and_rejected_ones
         "600",
         "--quantize",
         "off",
+        "--no-label-audit-suspects",  # ranked in tests/test_flow.py's e2e run; 25 s here
     ]
     first = subprocess.run(retrain, cwd=PROJECT_ROOT, env=flow_env, capture_output=True, text=True, timeout=1200)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -28,6 +28,8 @@ SMALL_RUN = ["--base-model", "tiny", "--limit-train-rows", "96", "--epochs", "1"
 # trained on 96 rows for one epoch is far below the Kiwi baseline, so it is promoted by force here; the
 # quality gate itself is tested below and in tests/test_registry.py.
 E2E_RUN = [*SMALL_RUN, "--quantize", "auto", "--force-promotion"]
+# the label audit's ranking of suspect rows (cleanlab, ~25 s a run) is part of the e2e run only
+NO_SUSPECTS = ["--no-label-audit-suspects"]
 
 
 def run_flow(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -222,7 +224,7 @@ def test_a_flow_killed_during_fine_tune_resumes_and_a_model_below_the_baseline_i
     The resumed run goes on to the gate: a model trained on 96 rows is below the Kiwi baseline, so it
     is registered as challenger and no Bento is built.
     """
-    args = [*SMALL_RUN[:4], "--epochs", "3", "--quantize", "off", "--run-name", "crash"]
+    args = [*SMALL_RUN[:4], "--epochs", "3", "--quantize", "off", "--run-name", "crash", *NO_SUSPECTS]
     env = prefect_env(
         tmp_path / "prefect-home",
         MLFLOW_TRACKING_URI=tracking.sqlite_uri(tmp_path / "mlflow.db"),

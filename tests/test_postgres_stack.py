@@ -60,6 +60,7 @@ def test_pipeline_through_a_deployment_on_postgres_backed_servers(stack, postgre
         "artifacts_dir": str(tmp_path / "artifacts"),
         "run_name": "on-postgres",
         "force_promotion": True,  # a 96-row smoke model is below the baseline: this tests the stack
+        "label_audit_suspects": False,  # the e2e flow test runs the audit's ranking; here it is 25 s of nothing
     }
     run_deployment(env, "train-pipeline/local-cpu", params, tmp_path / "worker.log")
 
