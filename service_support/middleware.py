@@ -123,6 +123,10 @@ class RequestGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        if scope["path"] in self.paths and scope["method"] != "POST":  # Starlette's 405 is plain text
+            message = f"method {scope['method']} not allowed on {scope['path']}: use POST with a JSON body"
+            await JSONResponse({"error": message}, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+            return
         if scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return

@@ -259,7 +259,10 @@ def test_bodies_that_are_not_json_are_a_415(client):
 
 
 def test_wrong_methods_and_paths_are_4xx(client):
-    assert client.get("/extract").status_code == 405
+    for method, path in (("GET", "/extract"), ("PUT", "/extract_batch"), ("GET", "/feedback")):
+        wrong = client.request(method, path)  # it was a plain-text "Method Not Allowed"
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST", (method, path)
+        assert wrong.json() == {"error": f"method {method} not allowed on {path}: use POST with a JSON body"}
     assert client.post("/model_info").status_code == 405
     assert client.post("/extract_many", json={"jobs": []}).status_code == 404
 
