@@ -76,6 +76,7 @@ from keyword_extractor.feedback.store import Correction, FeedbackStore
 from keyword_extractor.model.artifact import InferenceSettings
 from service_support.client_errors import install as log_client_errors_as_info
 from service_support.middleware import RequestGuard
+from service_support.port_check import exit_if_port_taken
 from service_support.request_merging import RequestMerger
 from service_support.schemas import (
     Decoding,
@@ -103,6 +104,7 @@ def _bento_argument(name: str) -> str | None:
 
 
 SETTINGS = load_settings(_bento_argument("model_tag"))  # the one instance: a bad variable stops the start
+exit_if_port_taken(SETTINGS.host)  # before BentoML's own bind, which fails in a 50-line traceback
 
 
 def questions_per_call_histogram():  # -> prometheus_client.Histogram

@@ -7,9 +7,13 @@ KEYWORD_MAX_BODY_BYTES (and int8 forced by KEYWORD_QUANTIZE); every request goes
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -18,6 +22,7 @@ import pytest
 from app_support import client as service_client
 from service_support.local_server import bentoml_env, import_model, start_bento, stop_bento
 from service_support.traffic_metrics import OTHER_PATHS
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -177,3 +182,38 @@ def test_a_client_error_is_one_info_line_not_an_error_with_a_traceback(guarded):
     line = next(line for line in log.splitlines() if "max_keywords: Input should be" in line)
     assert "[INFO]" in line and "/extract [POST] refused: 400 (1 validation error(s)" in line, line
     assert "Exception on /extract" not in log and "pydantic_core._pydantic_core.ValidationError" not in log
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(talkative_model_dir, tmp_path):
+    """It printed two lines and then a 50-line traceback from BentoML's process manager."""
+    env = bentoml_env(tmp_path / "bentoml")
+    env["KEYWORD_MODEL_TAG"] = import_model(talkative_model_dir, env, {"registered_model": "keyword-extractor"})
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", ".", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port} is already in use (another `bentoml serve`?): stop that server, or serve on "
+        f"another port with `bentoml serve --port {port + 1}` (and point the app there: KEYWORD_SERVICE_URL)"
+    ]
+
+
+def test_the_port_check_reads_the_serve_command_line_only():
+    from service_support.port_check import serve_address
+
+    bentoml = "/venv/bin/bentoml"
+    assert serve_address([bentoml, "serve", ".", "--port", "4000"], {}, "127.0.0.1") == ("127.0.0.1", 4000)
+    assert serve_address([bentoml, "serve", "-p=4001", "--host", "0.0.0.0"], {}, "127.0.0.1") == ("0.0.0.0", 4001)
+    assert serve_address([bentoml, "serve"], {"BENTOML_PORT": "4002"}, "::1") == ("::1", 4002)
+    assert serve_address([bentoml, "serve"], {}, "127.0.0.1") == ("127.0.0.1", 3000)
+    worker = ["/venv/bin/python", "-m", "_bentoml_impl.worker.service", "."]
+    assert serve_address(worker, {}, "127.0.0.1") is None  # the workers it starts never check
