@@ -44,10 +44,19 @@ def _has_keywords(cell: str) -> bool:
 _BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
 
-def control_characters(text: str) -> list[str]:
-    """Control characters (NUL, ESC, …) and bidi overrides, as U+XXXX: they hide or rewrite what a cell shows."""
+def control_characters(text: str, every_format_character: bool = False) -> list[str]:
+    """Control characters (NUL, ESC, …) and bidi overrides, as U+XXXX: they hide or rewrite what a cell shows.
+
+    `every_format_character` adds every invisible format character (Cf: zero-width spaces and joiners, …),
+    which a data file may carry (they are normalised away before comparing) but a new correction may not.
+    """
     found = {
-        c for c in text if unicodedata.category(c) == "Cc" or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069
+        c
+        for c in text
+        if unicodedata.category(c) == "Cc"
+        or 0x202A <= ord(c) <= 0x202E
+        or 0x2066 <= ord(c) <= 0x2069
+        or (every_format_character and unicodedata.category(c) == "Cf")
     }
     return [f"U+{ord(c):04X}" for c in sorted(found)]
 

@@ -8,9 +8,7 @@ occur in the question) are refusals here, and characters that would break the TS
 
 from __future__ import annotations
 
-import unicodedata
-
-from keyword_extractor.data.validation import row_problems
+from keyword_extractor.data.validation import control_characters, row_problems
 from keyword_extractor.text.keywords import (
     DEFAULT_MAX_KEYWORDS,
     DEFAULT_MAX_QUERY_CHARS,
@@ -21,11 +19,6 @@ from keyword_extractor.text.keywords import (
 )
 
 
-def _control_characters(text: str) -> list[str]:
-    """Control and invisible format characters (Cc, Cf), named: they break files or hide differences."""
-    return sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cc", "Cf")})
-
-
 def correction_problems(
     query: str,
     keywords: list[str],
@@ -34,10 +27,10 @@ def correction_problems(
 ) -> list[str]:
     """Why this (question, corrected keywords) pair cannot become a training row; [] when it can."""
     problems = []
-    if found := _control_characters(query):
+    if found := control_characters(query, every_format_character=True):
         problems.append(f"the question contains control characters ({', '.join(found)})")
     for keyword in keywords:
-        if found := _control_characters(keyword):
+        if found := control_characters(keyword, every_format_character=True):
             problems.append(f"keyword {keyword!r} contains control characters ({', '.join(found)})")
         if len(parse_keywords(keyword)) > 1:  # a comma between digits (1,200달러) is part of the keyword
             problems.append(f"keyword {keyword!r} contains a comma: keywords are separated by commas")
