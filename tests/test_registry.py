@@ -463,12 +463,22 @@ def test_two_runs_registered_at_once_through_a_tracking_server_leave_the_better_
         "PYTHONPATH": str(PROJECT_ROOT),
     }
     go = tmp_path / "go"
-    jobs = [[weaker, str(tiny_model_dir), str(go), "0.90"], [better, str(tiny_model_dir), str(go), "0.95"]]
+    # the better run twice (a retry racing the first attempt): one version, one model logged, one `created`
+    jobs = [[weaker, str(tiny_model_dir), str(go), "0.90"], *[[better, str(tiny_model_dir), str(go), "0.95"]] * 2]
     outcomes = [json.loads(out.strip().splitlines()[-1]) for out in _at_once(REGISTER_SCRIPT, jobs, env, go)]
     client = MlflowClient()
     champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion")
     assert champion.run_id == better
-    weaker_outcome, better_outcome = outcomes
+    weaker_outcome, better_outcome, better_again = outcomes
+    assert better_outcome["version"] == better_again["version"]
+    assert sorted([better_outcome["created"], better_again["created"]]) == [False, True]
+    versions = client.search_model_versions(f"name='{registry.REGISTERED_MODEL}'")
+    assert sorted(v.run_id for v in versions) == sorted([weaker, better])
+    experiment = client.get_run(better).info.experiment_id
+    logged = mlflow.search_logged_models([experiment], filter_string=f"source_run_id='{better}'", output_format="list")
+    assert len(logged) == 1, logged
+    if better_again["created"]:
+        better_outcome = better_again
     if weaker_outcome["promoted"]:  # only possible when it was registered first, before the better one
         assert int(weaker_outcome["version"]) < int(better_outcome["version"]) and better_outcome["promoted"]
     assert all(
