@@ -148,21 +148,12 @@ def finish(
     bento_tag: str | None,
     extra_train_rows: int = 0,
 ) -> PipelineSummary | State:
-    """The run's headline, logged (for `--watch` and `prefect flow-run logs`) and published as an artifact.
+    """The run's headline, logged (for `make run` and `prefect flow-run logs`) and published as an artifact.
 
-    A version that was not promoted still ends a completed run (everything it was asked to do was done),
-    but in a state named NotPromoted, so that the run list in the UI, `prefect flow-run ls` and --watch
-    say at a glance that nothing new is being served.
+    A version that was not promoted still ends a completed run (everything asked was done), in a state
+    named NotPromoted and tagged `not-promoted`, so that the run list shows nothing new is being served.
     """
     log = get_run_logger()
-    log.info(
-        "F1 %.4f vs baseline %.4f; %s v%s is %s",
-        evaluation.f1,
-        evaluation.baseline_f1,
-        registration.name,
-        registration.version,
-        registration.alias,
-    )
     summary = PipelineSummary(
         run_name=run_name,
         run_dir=str(run_dir),
@@ -237,6 +228,26 @@ def prepare_data(
     return PreparedData(combined.path, extra_files, combined.extra_rows, reports)
 
 
+def train_and_evaluate(
+    run_name: str, run_dir: Path, train_file: Path, test_file: Path, data: PreparedData, training: TrainConfig
+) -> tuple[str, TrainResult, EvaluationResult]:
+    """open-tracking-run → fine-tune → evaluate → log-evaluation, all in one MLflow run; returns its id too."""
+    # imported here: the steps pull in torch, MLflow, BentoML and pandera, which --help never needs
+    from tasks.evaluate import evaluate_model
+    from tasks.finetune import fine_tune
+    from tasks.tracking import log_evaluation, open_tracking_run
+
+    tracked = open_tracking_run(
+        run_name, str(train_file), str(test_file), data.validation_files, [str(path) for path in data.extra_files]
+    )
+    trained: TrainResult = fine_tune(data.training_file, str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
+    evaluation = evaluate_model(str(test_file), str(run_dir / "evaluation"), trained.model_dir)
+    log_evaluation(
+        tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
+    )
+    return tracked.run_id, trained, evaluation
+
+
 @flow(name="train-pipeline", log_prints=True)
 def train_pipeline(
     train_path: str = "data/train.tsv",
@@ -280,11 +291,6 @@ def train_pipeline(
             (cleanlab; about 25 s for 2,700 rows on 2 cores); the audit's other reports are always made.
     """
     quiet_third_party_output()
-    # imported here: the steps pull in torch, MLflow, BentoML and pandera, which --help never needs
-    from tasks.evaluate import evaluate_model
-    from tasks.finetune import fine_tune
-    from tasks.tracking import log_evaluation, open_tracking_run
-
     train_file, test_file = (PROJECT_ROOT / train_path).resolve(), (PROJECT_ROOT / test_path).resolve()
     unreadable = data_file_problems({"train_path": train_path, "test_path": test_path, "extra_train": extra_train})
     if unreadable:  # before the run folder exists: nothing to clean up, nothing half-made
@@ -294,17 +300,10 @@ def train_pipeline(
     get_run_logger().info("run %s: writing to %s", run_name, run_dir)
     limits = (max_query_chars, max_keywords)
     data = prepare_data(train_file, extra_train or [], test_file, run_dir, limits, label_audit_suspects)
-    tracked = open_tracking_run(
-        run_name, str(train_file), str(test_file), data.validation_files, [str(path) for path in data.extra_files]
-    )
-    trained: TrainResult = fine_tune(data.training_file, str(run_dir / "train"), training, mlflow_run_id=tracked.run_id)
-    evaluation = evaluate_model(str(test_file), str(run_dir / "evaluation"), trained.model_dir)
-    log_evaluation(
-        tracked.run_id, evaluation.model_metrics, evaluation.baseline_metrics, evaluation.latency, evaluation.files
-    )
+    run_id, trained, evaluation = train_and_evaluate(run_name, run_dir, train_file, test_file, data, training)
     gate = PromotionGate(promotion_margin, force_promotion, build, build_if_not_promoted)
-    registration, bento_tag = register_and_build(tracked.run_id, trained.model_dir, evaluation, test_file, gate)
-    return finish(run_name, run_dir, trained, tracked.run_id, evaluation, registration, bento_tag, data.extra_rows)
+    registration, bento_tag = register_and_build(run_id, trained.model_dir, evaluation, test_file, gate)
+    return finish(run_name, run_dir, trained, run_id, evaluation, registration, bento_tag, data.extra_rows)
 
 
 def data_file_problems(paths: dict[str, str | list[str] | None]) -> list[str]:
