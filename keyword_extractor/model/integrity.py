@@ -51,7 +51,7 @@ def record(model_dir: str | Path, names: Iterable[str]) -> None:
     for name in names:
         path = model_dir / name
         entries[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    write_atomic(model_dir / INTEGRITY_FILE, json.dumps({"files": entries}, indent=2, sort_keys=True))
+    _store(model_dir, entries)
 
 
 def forget(model_dir: str | Path, names: Iterable[str]) -> None:
@@ -59,12 +59,16 @@ def forget(model_dir: str | Path, names: Iterable[str]) -> None:
     model_dir = Path(model_dir)
     if not (model_dir / INTEGRITY_FILE).is_file():
         return
-    entries = {k: v for k, v in _recorded(model_dir).items() if k not in set(names)}
-    write_atomic(model_dir / INTEGRITY_FILE, json.dumps({"files": entries}, indent=2, sort_keys=True))
+    forgotten = set(names)
+    _store(model_dir, {name: entry for name, entry in _recorded(model_dir).items() if name not in forgotten})
 
 
-def check_model_dir(model_dir: str | Path) -> Path:
-    """The directory, if it is a whole keyword model; ModelDirError naming the first damaged file if not."""
+def check_model_dir(model_dir: str | Path, verify_digests: bool = True) -> Path:
+    """The directory, if it is a whole keyword model; ModelDirError naming the first damaged file if not.
+
+    `verify_digests=False` skips reading every recorded file for its SHA-256 (seconds at KoBART size) and
+    keeps the rest: for an early check before `KeywordExtractor`, which verifies them when it loads.
+    """
     path = Path(model_dir)
     if not path.is_dir():
         raise ModelDirError(f"{path} is not a model directory: no such directory")
@@ -78,7 +82,7 @@ def check_model_dir(model_dir: str | Path) -> Path:
             "`python -m keyword_extractor.training.export` converts a .ckpt)"
         )
     for name, expected in _recorded(path).items():
-        _check_recorded(path / name, expected)
+        _check_recorded(path / name, expected, verify_digests)
     for name in JSON_FILES:
         if (path / name).is_file():
             _check_json(path / name)
@@ -89,6 +93,10 @@ def check_model_dir(model_dir: str | Path) -> Path:
         absent = "span_selector.skops" if selector[0] else "span_selector.json"
         raise ModelDirError(f"{path / absent}: missing, though its span selector's other file is there; {WHAT_TO_DO}")
     return path
+
+
+def _store(model_dir: Path, entries: dict[str, dict]) -> None:
+    write_atomic(model_dir / INTEGRITY_FILE, json.dumps({"files": entries}, indent=2, sort_keys=True))
 
 
 def _recorded(model_dir: Path) -> dict[str, dict]:
@@ -104,13 +112,13 @@ def _recorded(model_dir: Path) -> dict[str, dict]:
     return entries
 
 
-def _check_recorded(path: Path, expected: dict) -> None:
+def _check_recorded(path: Path, expected: dict, verify_digest: bool) -> None:
     if not path.is_file():
         raise ModelDirError(f"{path}: missing (export wrote it); {WHAT_TO_DO}")
     size = path.stat().st_size
     if size != expected.get("bytes"):
         raise ModelDirError(f"{path}: {size} bytes where export wrote {expected.get('bytes')}; {WHAT_TO_DO}")
-    if file_sha256(path) != expected.get("sha256"):
+    if verify_digest and file_sha256(path) != expected.get("sha256"):
         raise ModelDirError(f"{path}: its bytes changed since export (SHA-256 differs); {WHAT_TO_DO}")
 
 
