@@ -308,15 +308,16 @@ def train_pipeline(
 
 def data_file_problems(paths: dict[str, str | list[str] | None]) -> list[str]:
     """One sentence per data file that is missing or not a file, naming the flag it came from."""
+    from keyword_extractor.data.tsv import missing_file_message  # pandas: not for --help
+
     problems = []
     for parameter, given in paths.items():
         flag = SHORT_FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
         for path in [given] if isinstance(given, str) else given or []:
             resolved = PROJECT_ROOT / path
-            if resolved.is_dir():
-                problems.append(f"{flag} {path}: is a directory; give a 'query<TAB>keyword' .tsv file")
-            elif not resolved.is_file():
-                problems.append(f"{flag} {path}: no such file (relative paths start at {PROJECT_ROOT})")
+            if not resolved.is_file():
+                where = "" if resolved.is_dir() else f" (relative paths start at {PROJECT_ROOT})"
+                problems.append(f"{flag} {path}: {missing_file_message(resolved)}{where}")
     return problems
 
 

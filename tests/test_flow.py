@@ -195,8 +195,9 @@ def test_a_data_file_that_is_not_there_is_one_line_and_exit_2_with_no_run_folder
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        f"error: --train {tmp_path / 'nope.tsv'}: no such file (relative paths start at {PROJECT_ROOT})",
-        f"error: --extra-train {tmp_path / 'folder.tsv'}: is a directory; give a 'query<TAB>keyword' .tsv file",
+        f"error: --train {tmp_path / 'nope.tsv'}: file not found (relative paths start at {PROJECT_ROOT})",
+        f"error: --extra-train {tmp_path / 'folder.tsv'}: "
+        "a directory, not a data file (give a 'query<TAB>keyword' .tsv)",
     ], result.stderr
     assert not (tmp_path / "artifacts").exists()
 
