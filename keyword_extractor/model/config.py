@@ -290,12 +290,12 @@ def base_model_problem(spec: str) -> str | None:
     """
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if spec == TINY or Path(spec).expanduser().is_dir():
+    local = Path(spec).expanduser()
+    if spec == TINY or local.is_dir():
         return None
-    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
-    if Path(spec).expanduser().exists() and not Path(spec).expanduser().is_dir():
+    if local.exists():
         return f"{spec} is a file; --base-model takes a model folder or a Hugging Face id"
-    if looks_like_path:
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec:  # a path, not an id
         return f"no folder {spec}; --base-model takes a model folder or a Hugging Face id (gogamza/kobart-base-v1)"
     try:
         validate_repo_id(spec)
