@@ -195,7 +195,10 @@ def _server_lease(client: MlflowClient, timeout_s: float = LOCK_TIMEOUT_S):
     while True:
         if holder is None or holder[1] < time.time():
             lease = json.dumps({"owner": owner, "expires": time.time() + LEASE_TTL_S})
-            client.set_registered_model_tag(REGISTERED_MODEL, LEASE_TAG, lease)
+            try:
+                client.set_registered_model_tag(REGISTERED_MODEL, LEASE_TAG, lease)
+            except MlflowException:  # another writer's insert of the same tag won the race (a unique key)
+                log.info("lost the race for the registry lease; reading who holds it")
             time.sleep(LEASE_SETTLE_S)
             holder = _lease_holder(client)
             if holder is not None and holder[0] == owner:
