@@ -99,8 +99,11 @@ def test_cpu_bento_requirements_resolve_for_a_fresh_environment(bentos, tmp_path
             )
 
 
-def test_the_bento_description_names_no_model_it_may_not_hold(bentos):
-    """It said KoBART whatever the Bento served (the tiny model here); /model_info says which model it is."""
+def test_the_bento_description_names_the_model_it_serves(bentos):
+    """It said KoBART whatever the Bento served; now each built Bento names its own model (tiny here)."""
     for bento in bentos.values():
         described = (bento / "README.md").read_text()
         assert "GET /model_info" in described and "KoBART" not in described
+        model = yaml.safe_load((bento / "bento.yaml").read_text())["services"][0]["models"][0]["tag"]
+        assert f"This Bento serves {model} (base model tiny" in described, described
+    assert (PROJECT_ROOT / "bentofile.yaml").read_text().count("This Bento serves") == 0  # the project's is untouched

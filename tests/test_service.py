@@ -419,6 +419,9 @@ def test_prefect_task_builds_a_bento_that_serves_the_pinned_champion(talkative_m
         assert info["tag"] != newer and (info["version"], info["alias"]) == ("1", "champion")
         assert info["test_f1"] == 0.4321 and info["mlflow_run_id"] == outcome["run_id"]
         assert info["limits"] == {"max_text_chars": 1000, "max_batch_texts": 256}  # the defaults
+        described = httpx.get(f"{running.url}/docs.json", timeout=30).json()["info"]["description"]
+        served = f"This Bento serves {info['tag']} (base model tiny; keyword-extractor v1 in MLflow; test F1 0.4321)"
+        assert served in described, described  # the OpenAPI page names the pinned model, not a newer one
         question = QUESTIONS[0]
         answer = httpx.post(f"{running.url}/extract", json={"text": question}, timeout=60)
         assert answer.status_code == 200, answer.text

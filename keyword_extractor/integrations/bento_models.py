@@ -188,15 +188,43 @@ def build_bento(
     bento_labels = {k: model.info.labels[k] for k in BENTO_LABELS if model.info.labels.get(k)}
     bento_labels.update({"model_tag": model.tag.version or "", **{str(k): str(v) for k, v in (labels or {}).items()}})
     os.environ[MODEL_TAG_ENV] = model_tag
-    bento = bentoml.bentos.build_bentofile(
-        str(Path(build_ctx) / bentofile),
-        build_ctx=str(build_ctx),
-        labels=bento_labels,
-        args={"model_tag": model_tag},
-        version=version,
-        reload=True,  # a process that built before must re-read service.py with the new tag
-    )
+    with tempfile.TemporaryDirectory(prefix="bentofile-") as scratch:
+        described = described_bentofile(Path(build_ctx) / bentofile, model, Path(scratch))
+        bento = bentoml.bentos.build_bentofile(
+            str(described),
+            build_ctx=str(build_ctx),
+            labels=bento_labels,
+            args={"model_tag": model_tag},
+            version=version,
+            reload=True,  # a process that built before must re-read service.py with the new tag
+        )
     return str(bento.tag)
+
+
+def served_model_line(model) -> str:
+    """One sentence naming the model a Bento serves: its tag, base model, registry version and test F1."""
+    labels, metadata = model.info.labels, model.info.metadata
+    facts = [f"base model {metadata['base_model']}"] if metadata.get("base_model") else []
+    if labels.get("mlflow_version"):
+        facts.append(f"{labels.get('registered_model', MODEL_NAME)} v{labels['mlflow_version']} in MLflow")
+    if labels.get("test_f1"):
+        facts.append(f"test F1 {labels['test_f1']}")
+    return f"This Bento serves {model.tag}" + (f" ({'; '.join(facts)})." if facts else ".")
+
+
+def described_bentofile(bentofile: Path, model, folder: Path) -> Path:
+    """A copy of `bentofile` whose description also names the model this Bento is built around.
+
+    The project's bentofile cannot know it (`bentoml serve .` may serve any model); a built Bento
+    always serves one, and its OpenAPI page and `bentoml get` show this description.
+    """
+    import yaml
+
+    spec = yaml.safe_load(bentofile.read_text(encoding="utf-8"))
+    spec["description"] = f"{spec.get('description', '').strip()} {served_model_line(model)}".strip()
+    copy = folder / bentofile.name
+    copy.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return copy
 
 
 def latest_bento(name: str = MODEL_NAME) -> str | None:
