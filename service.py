@@ -77,6 +77,7 @@ from keyword_extractor.model.artifact import InferenceSettings
 from service_support.client_errors import install as log_client_errors_as_info
 from service_support.middleware import RequestGuard
 from service_support.port_check import exit_if_port_taken
+from service_support.readiness import ReadinessProbeGuard
 from service_support.request_merging import RequestMerger
 from service_support.schemas import (
     Decoding,
@@ -317,6 +318,7 @@ KeywordService.add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     paths=("/extract", "/extract_batch", "/feedback"),
 )
+KeywordService.add_asgi_middleware(ReadinessProbeGuard)
 
 
 def _routes() -> set[str]:

@@ -111,8 +111,8 @@ def start_bento(
 
     `host=None` passes no --host, so the service's own default decides (it is loopback too).
 
-    /readyz is polled with a short client timeout: while the model service still loads, BentoML
-    1.4 holds a /readyz request open (up to the traffic timeout) instead of answering 503.
+    /readyz is polled with a short client timeout: while the model service still loads, BentoML's
+    probe waits up to 5 s for it before the service answers 503 (`service_support.readiness`).
     """
     port = free_port()
     with log.open("w") as handle:

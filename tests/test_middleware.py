@@ -74,3 +74,50 @@ def test_error_bodies_are_one_readable_object():
     pydantic = json.dumps({"error": "1 validation error", "detail": [missing]}).encode()
     assert json.loads(readable_error_body(pydantic))["error"] == "invalid request: text: Field required"
     assert readable_error_body(b"not json") == b"not json"
+
+
+def _probe_through_bentoml_timeout(app, path: str = "/readyz", timeout_s: float = 0.5) -> list[Message]:
+    """What a client is sent when `app` answers `path` under BentoML's own request-timeout middleware."""
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(TimeoutMiddleware(app, timeout=timeout_s)(scope, receive, send))
+    return sent
+
+
+async def _probe_that_cannot_reach_the_model_service(scope: Scope, receive: Receive, send: Send) -> None:
+    raise TimeoutError  # BentoML's dependency probe, while the model service is still starting
+
+
+def test_a_failing_readiness_probe_is_answered_503_not_dropped():
+    from service_support.readiness import ReadinessProbeGuard
+
+    # the failure BentoML's probe had during start: its timeout middleware loses the exception and answers nothing
+    assert _probe_through_bentoml_timeout(_probe_that_cannot_reach_the_model_service) == []
+    sent = _probe_through_bentoml_timeout(ReadinessProbeGuard(_probe_that_cannot_reach_the_model_service))
+    assert sent[0]["status"] == 503
+    reason = "not ready yet: a service it depends on is still starting (TimeoutError)"
+    assert json.loads(sent[1]["body"]) == {"error": reason}
+
+
+def test_the_readiness_guard_leaves_other_paths_and_answered_probes_alone():
+    import pytest
+
+    from service_support.readiness import ReadinessProbeGuard
+
+    with pytest.raises(TimeoutError):  # not a probe: the server's own error handling decides
+        asyncio.run(
+            ReadinessProbeGuard(_probe_that_cannot_reach_the_model_service)(
+                {"type": "http", "method": "GET", "path": "/extract", "headers": []}, None, None
+            )
+        )
+    ready = _probe_through_bentoml_timeout(ReadinessProbeGuard(_echo_length))
+    assert ready[0]["status"] == 200

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from app_support import client as service_client
-from service_support.local_server import bentoml_env, import_model, start_bento, stop_bento
+from service_support.local_server import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
 from service_support.traffic_metrics import OTHER_PATHS
 from tests.conftest import PROJECT_ROOT
 
@@ -217,3 +217,44 @@ def test_the_port_check_reads_the_serve_command_line_only():
     assert serve_address([bentoml, "serve"], {}, "127.0.0.1") == ("127.0.0.1", 3000)
     worker = ["/venv/bin/python", "-m", "_bentoml_impl.worker.service", "."]
     assert serve_address(worker, {}, "127.0.0.1") is None  # the workers it starts never check
+
+
+def test_readyz_answers_503_while_the_model_service_starts_instead_of_hanging(talkative_model_dir, tmp_path):
+    """/readyz polled from the first moment: it hung until the request timeout, then a logged error and a 500.
+
+    That happens when the model service starts more than BentoML's probe wait (5 s) after the public one
+    (a loaded machine); test_middleware.py drives the same failure deterministically.
+    """
+    env = bentoml_env(tmp_path / "bentoml", KEYWORD_TIMEOUT_S="8")  # the hang, before the fix, lasted this long
+    env["KEYWORD_MODEL_TAG"] = import_model(talkative_model_dir, env, {"registered_model": "keyword-extractor"})
+    log = tmp_path / "serve.log"
+    port = free_port()
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", ".", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+    answers: list[tuple[int, str]] = []
+    try:
+        for _ in range(3000):  # bounded: 0.05 s apart, and each answer within the client timeout
+            if process.poll() is not None:
+                pytest.fail(f"bentoml serve exited with {process.returncode}:\n{server.tail()}")
+            try:
+                answer = httpx.get(f"{server.url}/readyz", timeout=60)
+            except httpx.TransportError:  # not listening yet
+                time.sleep(0.05)
+                continue
+            answers.append((answer.status_code, answer.text))
+            if answer.status_code == 200:
+                break
+            time.sleep(0.05)
+    finally:
+        stop_bento(server)
+    assert answers and answers[-1][0] == 200, server.tail()
+    assert all(code == 503 and "not ready yet" in text for code, text in answers[:-1]), answers
+    assert "ASGI callable returned without starting response" not in log.read_text(), server.tail()
