@@ -99,20 +99,12 @@ class ServerProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start_bento(
-    target: str,
-    env: dict[str, str],
-    log: Path,
-    cwd: Path = PROJECT_ROOT,
-    deadline_s: float = 240,
-    host: str | None = "127.0.0.1",
+def launch_bento(
+    target: str, env: dict[str, str], log: Path, cwd: Path = PROJECT_ROOT, host: str | None = "127.0.0.1"
 ) -> ServerProcess:
-    """`bentoml serve TARGET` on a free loopback port; returns once /readyz answers 200.
+    """`bentoml serve TARGET` started on a free loopback port, its output in `log`; does not wait for it.
 
     `host=None` passes no --host, so the service's own default decides (it is loopback too).
-
-    /readyz is polled with a short client timeout: while the model service still loads, BentoML's
-    probe waits up to 5 s for it before the service answers 503 (`service_support.readiness`).
     """
     port = free_port()
     with log.open("w") as handle:
@@ -133,7 +125,24 @@ def start_bento(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop_bento ends the arbiter and every worker
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+    return ServerProcess(f"http://127.0.0.1:{port}", process, log)
+
+
+def start_bento(
+    target: str,
+    env: dict[str, str],
+    log: Path,
+    cwd: Path = PROJECT_ROOT,
+    deadline_s: float = 240,
+    host: str | None = "127.0.0.1",
+) -> ServerProcess:
+    """`launch_bento`, then wait until /readyz answers 200.
+
+    /readyz is polled with a short client timeout: while the model service still loads, BentoML's
+    probe waits up to 5 s for it before the service answers 503 (`service_support.readiness`).
+    """
+    server = launch_bento(target, env, log, cwd, host)
+    process = server.process
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from app_support import client as service_client
-from service_support.local_server import ServerProcess, bentoml_env, free_port, import_model, start_bento, stop_bento
+from service_support.local_server import bentoml_env, import_model, launch_bento, start_bento, stop_bento
 from service_support.traffic_metrics import OTHER_PATHS
 from tests.conftest import PROJECT_ROOT
 
@@ -228,17 +228,8 @@ def test_readyz_answers_503_while_the_model_service_starts_instead_of_hanging(ta
     env = bentoml_env(tmp_path / "bentoml", KEYWORD_TIMEOUT_S="8")  # the hang, before the fix, lasted this long
     env["KEYWORD_MODEL_TAG"] = import_model(talkative_model_dir, env, {"registered_model": "keyword-extractor"})
     log = tmp_path / "serve.log"
-    port = free_port()
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("bentoml")), "serve", ".", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+    server = launch_bento(".", env, log)
+    process = server.process
     answers: list[tuple[int, str]] = []
     try:
         for _ in range(3000):  # bounded: 0.05 s apart, and each answer within the client timeout
