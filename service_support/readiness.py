@@ -1,11 +1,12 @@
-"""`/readyz` answers 503 at once while the model service cannot be reached yet, instead of hanging.
+"""`/readyz` answers 503 while the model service is not ready yet, instead of hanging and then a 500.
 
 While `bentoml serve` starts, the public service is up a few seconds before the model service. BentoML's
-probe asks the model service and catches only timeouts, so a refused connection raises; its timeout
-middleware, which sits above, never sees the exception: the poll hung for the whole request timeout
+probe asks the model service and catches only httpx's timeouts; what it raised while the model service
+was still loading was an asyncio `TimeoutError`. Its timeout middleware, which sits above, runs the app as
+a separate task and never sees that exception: the poll hung for the whole request timeout
 (`KEYWORD_TIMEOUT_S`, 60 s) and ended as `[ERROR] ASGI callable returned without starting response` and a
-500. Here the probe's exception becomes the answer it meant: not ready yet, with the reason, logged as one
-INFO line.
+500. Here the probe's exception becomes the answer it meant, as soon as the probe gives up (its own wait,
+about 5 s): not ready yet, with the reason, logged as one INFO line.
 """
 
 from __future__ import annotations
