@@ -250,6 +250,32 @@ def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     assert nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
 
 
+def test_a_name_of_several_words_is_kept_whole_rather_than_its_pieces(analyser):
+    """LABELLING.md: named entities stay whole, without their pieces, even where a piece scores higher."""
+    voyager, gogh, chernobyl, fta = analyser.parse_batch(
+        [
+            "보이저 2호는 지금 어디에 있나요?",
+            "빈센트 반 고흐의 대표작은?",
+            "체르노빌 원전 사고는 언제?",
+            "한-EU FTA 원산지 기준은?",
+        ]
+    )
+    assert span_selector.is_name_phrase("보이저 2호", voyager)
+    assert span_selector.is_name_phrase("빈센트 반 고흐", gogh)
+    assert not span_selector.is_name_phrase("보이저", voyager)  # one word: nothing to keep whole
+    assert not span_selector.is_name_phrase("빈센트 반 고흐의 대표작", gogh)  # a common noun in it
+    assert not span_selector.is_name_phrase("체르노빌 원전", chernobyl)
+    assert not span_selector.is_name_phrase("한-EU FTA", fta)  # Latin letters: left to the scores
+    scored = [("보이저", 0.9), ("보이저 2호", 0.6), ("2호", 0.55)]
+    assert span_selector.choose(voyager, scored, 0.5, drop_nested=True, limit=6) == ["보이저 2호"]
+    scored = [("빈센트 반", 0.8), ("고흐", 0.7), ("빈센트 반 고흐", 0.6), ("대표작", 0.9)]
+    assert span_selector.choose(gogh, scored, 0.5, drop_nested=True, limit=6) == ["빈센트 반 고흐", "대표작"]
+    scored = [("보이저", 0.9), ("보이저 2호", 0.4), ("2호", 0.55)]  # below the threshold: the pieces stay
+    assert span_selector.choose(voyager, scored, 0.5, drop_nested=True, limit=6) == ["보이저", "2호"]
+    scored = [("체르노빌", 0.9), ("체르노빌 원전 사고", 0.6), ("사고", 0.7)]  # not a name: best first as before
+    assert span_selector.choose(chernobyl, scored, 0.5, drop_nested=True, limit=6) == ["체르노빌", "사고"]
+
+
 def test_a_plural_suffix_is_stripped_and_a_suffix_of_the_term_is_kept(analyser):
     """LABELLING.md: `학자들` → `학자`; `1인당` stays; a name ending in a noun with 들 stays whole."""
     scholars, per_person, band = analyser.parse_batch(
