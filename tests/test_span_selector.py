@@ -225,6 +225,32 @@ def test_too_few_validation_questions_fit_nothing(analyser):
     assert span_selector.fit(parsed, golds, few, golds[:5], [[] for _ in few], limit=6, seed=42) is None
 
 
+def test_nested_spans_are_dropped_even_where_the_validation_labels_reward_them(analyser):
+    """LABELLING.md leaves a kept phrase's pieces out; a validation split must not vote that away.
+
+    Here every validation keyword's candidate pieces are labelled too, so keeping nested spans scores
+    higher on it; the fitted selector still drops them, and its answers hold no nested pair.
+    """
+    frame = load_pairs(TRAIN_TSV)
+    train, val = frame.iloc[:600], frame.iloc[600:700]
+    val_parsed = analyser.parse_batch(val["query"].tolist())
+    with_pieces = [
+        gold + [s for s in q.spans if s not in gold and any(nested_in(s, k, q.text) for k in gold)]
+        for q, gold in zip(val_parsed, _golds(val), strict=True)
+    ]
+    assert sum(map(len, with_pieces)) > sum(map(len, _golds(val))) + 20
+    answers = [list(q.rule_keywords) for q in val_parsed]
+    selector = span_selector.fit(
+        analyser.parse_batch(train["query"].tolist()), _golds(train), val_parsed, with_pieces, answers, 6, 42
+    )
+    assert selector is not None and selector.drop_nested
+    chosen = selector.select(val_parsed, answers, 6)
+    nested = [
+        (a, b) for q, row in zip(val_parsed, chosen, strict=True) for a in row for b in row if nested_in(a, b, q.text)
+    ]
+    assert nested == []
+
+
 def _question(text: str) -> ParsedQuestion:
     return ParsedQuestion(text, (), (), ())
 
