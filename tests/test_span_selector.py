@@ -302,6 +302,39 @@ def test_a_name_of_several_words_is_kept_whole_rather_than_its_pieces(analyser):
     assert span_selector.choose(chernobyl, scored, 0.5, drop_nested=True, limit=6) == ["체르노빌", "사고"]
 
 
+def test_domain_verbal_nouns_are_added_and_procedural_ones_are_not(analyser):
+    """LABELLING.md: `반포한` → `반포` is a keyword; `확인하려면` is a filler; `수입신고` kept holds its `신고`."""
+    hangul, customs, declared = analyser.parse_batch(
+        [
+            "세종대왕이 훈민정음을 반포한 해는 언제인가?",
+            "면세한도를 확인하려면 어디서 봐요?",
+            "수입신고하려면 무엇이 필요한가요?",
+        ]
+    )
+    assert span_selector.domain_verbal_nouns(hangul) == ["반포"]
+    assert span_selector.domain_verbal_nouns(customs) == []  # 확인: procedural
+    scored = [("세종대왕", 0.9), ("훈민정음", 0.8), ("반포", 0.2)]
+    assert span_selector.choose(hangul, scored, 0.5, True, 6, add_verbal_nouns=True) == ["세종대왕", "훈민정음", "반포"]
+    assert span_selector.choose(hangul, scored, 0.5, True, 6) == ["세종대왕", "훈민정음"]  # stored before: none
+    scored = [("면세한도", 0.9), ("확인", 0.3)]
+    assert span_selector.choose(customs, scored, 0.5, True, 6, add_verbal_nouns=True) == ["면세한도"]
+    noun = span_selector.domain_verbal_nouns(declared)
+    scored = [("수입신고", 0.9), *((n, 0.1) for n in noun if n != "수입신고")]
+    assert span_selector.choose(declared, scored, 0.5, True, 6, add_verbal_nouns=True) == ["수입신고"]
+
+
+def test_a_fitted_selector_adds_verbal_nouns_and_keeps_that_when_stored(fitted, analyser, tmp_path):
+    assert fitted.verbal_nouns
+    (question,) = analyser.parse_batch(["세종대왕이 훈민정음을 반포한 해는 언제인가?"])
+    assert "반포" in fitted.select([question], [["세종대왕"]], 6)[0]
+    fitted.save(tmp_path)
+    assert span_selector.SpanSelector.load(tmp_path).verbal_nouns
+    settings = json.loads((tmp_path / span_selector.SETTINGS_FILE).read_text())
+    del settings["verbal_nouns"]  # as a selector stored before the convention was followed
+    (tmp_path / span_selector.SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False))
+    assert not span_selector.SpanSelector.load(tmp_path).verbal_nouns
+
+
 def test_a_plural_suffix_is_stripped_and_a_suffix_of_the_term_is_kept(analyser):
     """LABELLING.md: `학자들` → `학자`; `1인당` stays; a name ending in a noun with 들 stays whole."""
     scholars, per_person, band = analyser.parse_batch(

@@ -25,17 +25,11 @@ from keyword_extractor.common.files import markdown_cell, write_atomic
 from keyword_extractor.data.label_suspects import SuspectRow, find_suspects
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
-from keyword_extractor.text.morphology import token_end, words
+from keyword_extractor.text.verbal_nouns import GENERIC_VERBAL_NOUNS, verbal_nouns
 
 MIN_ROWS = 3  # a span must be a candidate in at least this many questions to be judged
-VERBAL_SUFFIX_TAGS = frozenset({"XSV"})  # 하다 / 되다 / 시키다 glued to a noun
 FIRST_DATA_LINE = 2  # line 1 is the header
 JSON_REPORT, MARKDOWN_REPORT = "label_audit.json", "label_audit.md"
-# procedural verbal nouns that LABELLING.md's "no generic fillers" leaves out (`확인해요`, `진행되나요`)
-GENERIC_VERBAL_NOUNS = frozenset(
-    """확인 진행 처리 적용 비교 사용 이용 가능 해당 필요 발생 포함 관련 계산 준비 설명 의미 시작
-    변경 결정 판단""".split()
-)
 
 
 @dataclass
@@ -112,7 +106,7 @@ def audit(path: str | Path, min_rows: int = MIN_ROWS, suspects: bool = True) -> 
                 continue  # a piece of a kept keyword: left out by the rule, not by a different judgement
             entry = by_span.setdefault(span, InconsistentSpan(span))
             (entry.kept_lines if span in gold else entry.left_out_lines).append(line)
-        for noun in dict.fromkeys(_verbal_nouns(question.text, question.tokens)):
+        for noun in dict.fromkeys(verbal_nouns(question.text, question.tokens)):
             if noun in GENERIC_VERBAL_NOUNS:
                 continue
             if noun in gold or any(nested_in(noun, keyword, question.text) for keyword in gold):
@@ -129,16 +123,6 @@ def audit(path: str | Path, min_rows: int = MIN_ROWS, suspects: bool = True) -> 
     inconsistent.sort(key=lambda entry: (-entry.minority, entry.span))
     suspected = find_suspects(queries, parsed, golds, FIRST_DATA_LINE) if suspects else None
     return AuditReport(str(path), len(pairs), inconsistent, verbal, suspected)
-
-
-def _verbal_nouns(text: str, tokens) -> list[str]:
-    """Words that end right where a 하다/되다 suffix begins: `신고하려면` → `신고`."""
-    starts = {token.start for token in tokens if token.tag in VERBAL_SUFFIX_TAGS}
-    nouns = []
-    for word in words(text, tokens):
-        if word.end in starts and word.last_tag.startswith("NN"):
-            nouns.append(text[word.tokens[-1].start : token_end(word.tokens[-1])])
-    return nouns
 
 
 def write_reports(report: AuditReport, out: str | Path) -> tuple[Path, Path]:

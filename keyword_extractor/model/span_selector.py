@@ -11,7 +11,8 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
    learns to lean on the rule where the corpus knows nothing, fitted on the validation split, which the
    seq2seq model never trained on;
 3. a threshold, picked by cross-validated F1 on the validation split; spans nested in a chosen one are
-   always dropped (LABELLING.md; selectors stored before that keep their own `drop_nested`).
+   always dropped and the question's domain verbal nouns (`반포한` → `반포`) always added, as LABELLING.md
+   asks (selectors stored before keep their own `drop_nested` and add none).
 
 Both stages travel in the model directory (`span_selector.json`, `span_selector.skops`: skops, which
 loads only the types it is told to trust, not pickle).
@@ -30,6 +31,7 @@ import numpy as np
 
 from keyword_extractor.common.files import write_atomic
 from keyword_extractor.model import integrity
+from keyword_extractor.text.baselines import STOPWORDS
 from keyword_extractor.text.keywords import nested_in
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.morphology import token_end
@@ -40,6 +42,7 @@ from keyword_extractor.text.span_features import (
     labelled_examples,
     span_features,
 )
+from keyword_extractor.text.verbal_nouns import GENERIC_VERBAL_NOUNS, verbal_nouns
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +132,32 @@ def is_name_phrase(span: str, question: ParsedQuestion) -> bool:
     return bool(words) and words[0].tag == "NNP" and all(t.tag in _NAME_TAGS for t in words)
 
 
+def domain_verbal_nouns(question: ParsedQuestion) -> list[str]:
+    """The question's verbal nouns that LABELLING.md keeps (`반포한` → `반포`), each a candidate span.
+
+    Procedural ones (`확인`, `진행`) and the rule's fillers are left out. The bundled data labels the kept
+    kind in about half of its places only, so a selector fitted on it cannot learn the convention; it
+    is added after the choice instead (benchmarks/README.md, "Transfer").
+    """
+    nouns = dict.fromkeys(verbal_nouns(question.text, question.tokens))
+    return [n for n in nouns if n in question.spans and n not in GENERIC_VERBAL_NOUNS and n not in STOPWORDS]
+
+
 def choose(
-    question: ParsedQuestion, scored: Sequence[tuple[str, float]], threshold: float, drop_nested: bool, limit: int
+    question: ParsedQuestion,
+    scored: Sequence[tuple[str, float]],
+    threshold: float,
+    drop_nested: bool,
+    limit: int,
+    add_verbal_nouns: bool = False,
 ) -> list[str]:
     """Spans above the threshold, best first, in question order, each without a plural `들`.
 
     With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
     nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept. A name of
     several words above the threshold (`is_name_phrase`) comes before every other span, the longest first,
-    so that it is kept whole rather than its pieces (`빈센트 반 고흐`, not `빈센트 반` and `고흐`).
+    so that it is kept whole rather than its pieces (`빈센트 반 고흐`, not `빈센트 반` and `고흐`). With
+    `add_verbal_nouns`, the question's `domain_verbal_nouns` are kept too, unless inside a kept span.
     """
     kept: list[str] = []
     text = question.text
@@ -150,6 +170,10 @@ def choose(
         if drop_nested and any(nested_in(span, other, text) or nested_in(other, span, text) for other in kept):
             continue
         kept.append(span)
+    if add_verbal_nouns:
+        kept += [
+            n for n in domain_verbal_nouns(question) if n not in kept and not any(nested_in(n, o, text) for o in kept)
+        ]
     kept.sort(key=question.text.find)
     return kept[:limit]
 
@@ -164,6 +188,7 @@ class SpanSelector:
     report: dict
     feature_set: int = LATEST_FEATURE_SET  # what the scorer was fitted on; stored with it
     combiner_inputs: int = LATEST_COMBINER_INPUTS  # what the combiner was fitted on; stored with it
+    verbal_nouns: bool = False  # add the domain verbal nouns after the choice (fitted since 2026-12-06)
 
     def span_probabilities(
         self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]]
@@ -192,7 +217,7 @@ class SpanSelector:
         self, parsed: Sequence[ParsedQuestion], model_keywords: Sequence[Sequence[str]], limit: int
     ) -> list[list[str]]:
         return [
-            choose(question, scored, self.threshold, self.drop_nested, limit)
+            choose(question, scored, self.threshold, self.drop_nested, limit, self.verbal_nouns)
             for question, scored in zip(parsed, self.span_probabilities(parsed, model_keywords), strict=True)
         ]
 
@@ -207,6 +232,7 @@ class SpanSelector:
             "drop_nested": self.drop_nested,
             "feature_set": self.feature_set,
             "combiner_inputs": self.combiner_inputs,
+            "verbal_nouns": self.verbal_nouns,
             "combiner": None if self.combiner is None else {"weights": self.combiner[0], "bias": self.combiner[1]},
             "report": self.report,
             "counts": self.counts.to_dict(),
@@ -241,6 +267,7 @@ class SpanSelector:
             report=stored.get("report", {}),
             feature_set=stored.get("feature_set", 1),  # selectors stored before feature sets were set 1
             combiner_inputs=stored.get("combiner_inputs", 1),  # ... and before combiner inputs, inputs 1
+            verbal_nouns=stored.get("verbal_nouns", False),  # ... and before verbal nouns were added, none
         )
 
 
@@ -262,7 +289,8 @@ def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]]
 def _best_threshold(
     parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], scored: list[list[tuple[str, float]]], limit: int
 ) -> tuple[float, float]:
-    """(F1, threshold) that score best on these questions, nested spans always dropped.
+    """(F1, threshold) that score best on these questions, nested spans always dropped and the domain
+    verbal nouns added, as the fitted selector will answer.
 
     Not a choice of the validation split: LABELLING.md leaves the pieces of a kept phrase out, and none
     of the 8,266 keywords of data/train.tsv lies inside another keyword of its row. When a split chose,
@@ -270,7 +298,7 @@ def _best_threshold(
     """
     best = (-1.0, 0.5)
     for threshold in THRESHOLDS:
-        answers = [choose(q, s, threshold, True, limit) for q, s in zip(parsed, scored, strict=True)]
+        answers = [choose(q, s, threshold, True, limit, True) for q, s in zip(parsed, scored, strict=True)]
         best = max(best, (score(golds, answers).f1, threshold))
     return best
 
@@ -355,4 +383,5 @@ def fit(
     weights = [float(w) for w in final.coef_[0]]
     if not all(math.isfinite(w) for w in weights):
         return None
-    return SpanSelector(counts, scorer, (weights, float(final.intercept_[0])), threshold, True, report)
+    combiner = (weights, float(final.intercept_[0]))
+    return SpanSelector(counts, scorer, combiner, threshold, True, report, verbal_nouns=True)
