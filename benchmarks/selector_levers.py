@@ -2,12 +2,16 @@
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --models artifacts/transfer/current
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,expected-f1
+    PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,no-verbal-nouns --labels convention
 
 `benchmarks.transfer --reuse-models` refits a selector through the real entry point, one process per fold
 and a full evaluation each (minutes per variant). This keeps each fold's parsed questions and seq2seq
 answers (cached beside the models, `selector_cache.json`) and calls `span_selector.fit` again per
 variant (about 30 s per variant on 2 cores). `current` reproduces the committed selector's held-out F1
 exactly. Every variant is a change of the selector's code, applied for its run and undone after it.
+`--labels` scores the held-out answers against the labels as written, against the labels with every
+domain verbal noun added as LABELLING.md asks (in memory; no file is rewritten), or with verbal nouns
+left out of both labels and answers.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from keyword_extractor.model import span_selector
 from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.questions import QuestionAnalyser
+from keyword_extractor.text.span_features import ParsedQuestion
 
 CACHE_FILE = "selector_cache.json"
 
@@ -60,7 +65,33 @@ def seq2seq_answers(model_dir: Path, record: dict) -> dict:
     return {"answers": answers, "limit": extractor.settings.max_keywords}
 
 
-def held_out_f1(fold: dict, parsed: dict) -> tuple[float, float]:
+DOMAIN_VERBAL_NOUNS = span_selector.domain_verbal_nouns  # the labels' view, whatever a variant patches
+
+
+def as_labelled(questions: list[ParsedQuestion], golds: list[list[str]], answers: list[list[str]]) -> tuple:
+    return golds, answers
+
+
+def to_convention(questions: list[ParsedQuestion], golds: list[list[str]], answers: list[list[str]]) -> tuple:
+    """The labels with every domain verbal noun that no keyword of the row holds added to them."""
+    added = [
+        gold + [n for n in DOMAIN_VERBAL_NOUNS(q) if not any(nested_in(n, k, q.text) for k in gold)]
+        for q, gold in zip(questions, golds, strict=True)
+    ]
+    return [list(dict.fromkeys(row)) for row in added], answers
+
+
+def verbal_nouns_ignored(questions: list[ParsedQuestion], golds: list[list[str]], answers: list[list[str]]) -> tuple:
+    """Labels and answers without the domain verbal nouns: the choice among the other spans alone."""
+    nouns = [set(DOMAIN_VERBAL_NOUNS(q)) for q in questions]
+    strip = lambda rows: [[k for k in row if k not in n] for row, n in zip(rows, nouns, strict=True)]  # noqa: E731
+    return strip(golds), strip(answers)
+
+
+LABELS = {"as-labelled": as_labelled, "convention": to_convention, "verbal-nouns-ignored": verbal_nouns_ignored}
+
+
+def held_out_f1(fold: dict, parsed: dict, labels=as_labelled) -> tuple[float, float]:
     """(selector, Kiwi baseline) F1 on the fold's held-out questions, the selector fitted as training fits it."""
     selector = span_selector.fit(
         parsed["train"],
@@ -71,9 +102,11 @@ def held_out_f1(fold: dict, parsed: dict) -> tuple[float, float]:
         limit=fold["limit"],
         seed=fold["seed"],
     )
-    chosen = selector.select(parsed["held_out"], fold["answers"]["held_out"], fold["limit"])
-    golds = fold["held_out"]["golds"]
-    return score(golds, chosen).f1, score(golds, [list(q.rule_keywords) for q in parsed["held_out"]]).f1
+    questions = parsed["held_out"]
+    chosen = selector.select(questions, fold["answers"]["held_out"], fold["limit"])
+    golds, chosen = labels(questions, fold["held_out"]["golds"], chosen)
+    rule_golds, rule = labels(questions, fold["held_out"]["golds"], [list(q.rule_keywords) for q in questions])
+    return score(golds, chosen).f1, score(rule_golds, rule).f1
 
 
 @contextlib.contextmanager
@@ -124,6 +157,7 @@ VARIANTS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
     "current": contextlib.nullcontext,
     "expected-f1": expected_f1,
     "seq2seq-overlap": lambda: patched("_combiner_inputs", seq2seq_overlap_inputs),
+    "no-verbal-nouns": lambda: patched("domain_verbal_nouns", lambda question: []),
 }
 
 
@@ -132,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=PROJECT_ROOT / "artifacts" / "transfer" / "current")
     parser.add_argument("--train", type=Path, default=PROJECT_ROOT / "data" / "train.tsv")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--labels", choices=LABELS, default="as-labelled", help="what the answers are scored against")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
     if unknown:
@@ -145,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| variant | " + " | ".join(folds) + " |\n|---|" + "---:|" * len(folds))
     for variant in args.variants.split(","):
         with VARIANTS[variant]():
-            results = [held_out_f1(folds[name], parsed[name]) for name in folds]
+            results = [held_out_f1(folds[name], parsed[name], LABELS[args.labels]) for name in folds]
         cells = [f"{model:.4f} ({model - baseline:+.4f})" for model, baseline in results]
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
 
