@@ -25,7 +25,7 @@ from keyword_extractor.common.files import markdown_cell, write_atomic
 from keyword_extractor.data.label_suspects import SuspectRow, find_suspects
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
-from keyword_extractor.text.verbal_nouns import GENERIC_VERBAL_NOUNS, verbal_nouns
+from keyword_extractor.text.verbal_nouns import kept_verbal_nouns
 
 MIN_ROWS = 3  # a span must be a candidate in at least this many questions to be judged
 FIRST_DATA_LINE = 2  # line 1 is the header
@@ -106,9 +106,7 @@ def audit(path: str | Path, min_rows: int = MIN_ROWS, suspects: bool = True) -> 
                 continue  # a piece of a kept keyword: left out by the rule, not by a different judgement
             entry = by_span.setdefault(span, InconsistentSpan(span))
             (entry.kept_lines if span in gold else entry.left_out_lines).append(line)
-        for noun in dict.fromkeys(verbal_nouns(question.text, question.tokens)):
-            if noun in GENERIC_VERBAL_NOUNS:
-                continue
+        for noun in kept_verbal_nouns(question.text, question.tokens):
             if noun in gold or any(nested_in(noun, keyword, question.text) for keyword in gold):
                 verbal.labelled_lines.append(line)
             else:

@@ -41,8 +41,9 @@ from keyword_extractor.text.span_features import (
     SpanCounts,
     labelled_examples,
     span_features,
+    tokens_within,
 )
-from keyword_extractor.text.verbal_nouns import GENERIC_VERBAL_NOUNS, verbal_nouns
+from keyword_extractor.text.verbal_nouns import kept_verbal_nouns
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def without_plural(span: str, question: ParsedQuestion) -> str:
     start = question.text.find(span)
     end = start + len(span)
     suffix_at_end = any(
-        t.form == PLURAL_SUFFIX and t.tag == "XSN" and token_end(t) == end and t.start >= start for t in question.tokens
+        t.form == PLURAL_SUFFIX and t.tag == "XSN" and token_end(t) == end for t in tokens_within(question, start, end)
     )
     return span[: -len(PLURAL_SUFFIX)] if suffix_at_end else span
 
@@ -128,7 +129,7 @@ def is_name_phrase(span: str, question: ParsedQuestion) -> bool:
         return False
     start = question.text.find(span)
     end = start + len(span)
-    words = [t for t in question.tokens if t.start >= start and token_end(t) <= end and t.tag in _WORD_TAGS]
+    words = [t for t in tokens_within(question, start, end) if t.tag in _WORD_TAGS]
     return bool(words) and words[0].tag == "NNP" and all(t.tag in _NAME_TAGS for t in words)
 
 
@@ -139,8 +140,8 @@ def domain_verbal_nouns(question: ParsedQuestion) -> list[str]:
     kind in about half of its places only, so a selector fitted on it cannot learn the convention; it
     is added after the choice instead (benchmarks/README.md, "Transfer").
     """
-    nouns = dict.fromkeys(verbal_nouns(question.text, question.tokens))
-    return [n for n in nouns if n in question.spans and n not in GENERIC_VERBAL_NOUNS and n not in STOPWORDS]
+    nouns = kept_verbal_nouns(question.text, question.tokens)
+    return [n for n in nouns if n in question.spans and n not in STOPWORDS]
 
 
 def choose(
@@ -298,7 +299,10 @@ def _best_threshold(
     """
     best = (-1.0, 0.5)
     for threshold in THRESHOLDS:
-        answers = [choose(q, s, threshold, True, limit, True) for q, s in zip(parsed, scored, strict=True)]
+        answers = [
+            choose(q, s, threshold, drop_nested=True, limit=limit, add_verbal_nouns=True)
+            for q, s in zip(parsed, scored, strict=True)
+        ]
         best = max(best, (score(golds, answers).f1, threshold))
     return best
 

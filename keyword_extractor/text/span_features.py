@@ -49,6 +49,11 @@ class ParsedQuestion:
     rule_keywords: tuple[str, ...]
 
 
+def tokens_within(question: ParsedQuestion, start: int, end: int) -> list[Token]:
+    """The question's Kiwi tokens that lie wholly inside text[start:end]."""
+    return [t for t in question.tokens if t.start >= start and token_end(t) <= end]
+
+
 class SpanCounts:
     """How often each span text was a candidate, and a keyword, in the training questions."""
 
@@ -138,7 +143,7 @@ def span_features(
     for span in spans:
         start = question.text.find(span)
         end = start + len(span)
-        inside = [t for t in question.tokens if t.start >= start and token_end(t) <= end]
+        inside = tokens_within(question, start, end)
         row = _corpus_and_shape(question, spans, span, start, counts, own, own_gold)
         row += _context(question, start, end, inside)
         if feature_set >= 2:

@@ -29,3 +29,8 @@ def verbal_nouns(text: str, tokens: Sequence[Token]) -> list[str]:
         if word.end in starts and word.last_tag.startswith("NN"):
             nouns.append(text[word.tokens[-1].start : token_end(word.tokens[-1])])
     return nouns
+
+
+def kept_verbal_nouns(text: str, tokens: Sequence[Token]) -> list[str]:
+    """The verbal nouns LABELLING.md keeps as keywords (all but `GENERIC_VERBAL_NOUNS`), each once, in order."""
+    return [noun for noun in dict.fromkeys(verbal_nouns(text, tokens)) if noun not in GENERIC_VERBAL_NOUNS]
