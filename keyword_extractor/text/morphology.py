@@ -2,9 +2,11 @@
 
 A *word* is a run of nominal morphemes glued together in the text (`면세한도는` → `면세` + `한도`, the
 particle ends the run); a `-` or `·` glued between two nominal morphemes joins them (`한-EU`, `6·25`),
-so does `%` after a number. The Kiwi baseline builds its phrases from these words, and a model's
-keywords are restricted to *candidate spans* of them (`candidate_spans`): about 98% of the gold
-keywords of data/train.tsv are one, at about 8 candidates per question.
+a `/` glued between Latin letters too (`B/L`, `C/O`, `TCP/IP`: one document or protocol, as all ten
+such pairs of data/train.tsv are labelled; `수입/수출` stays two words), and so does `%` after a number.
+The Kiwi baseline builds its phrases from these words, and a model's keywords are restricted to
+*candidate spans* of them (`candidate_spans`): about 98% of the gold keywords of data/train.tsv are one,
+at about 8 candidates per question.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kiwipiepy import Kiwi, Token
 # noun suffixes (`-용`, `-산`, `-가`) and prefixes (`재-`, `불-`).
 NOMINAL_TAGS = frozenset({"NNG", "NNP", "NNB", "NR", "SN", "SL", "SH", "XSN", "XPN"})
 _CONNECTORS = frozenset({"-", "·"})
+_LATIN_CONNECTOR = "/"  # only between Latin letters: `B/L` is one term, `수입/수출` two
 _PERCENT = frozenset({"%", "\uff05"})  # ASCII and full-width
 # Leading morphemes a word may lose (`년`, `-산` alone) and trailing ones (`원소들`, `관세법상`, `27년간`).
 _LEADING_TRIM_TAGS = frozenset({"XSN", "NNB"})
@@ -88,6 +91,8 @@ def _is_nominal(tokens: Sequence[Token], index: int, run: list[Token]) -> bool:
     glued_to_run = bool(run) and token_end(run[-1]) == token.start
     if glued_to_run and token.form in _CONNECTORS:
         return glued_to_next and following.tag in NOMINAL_TAGS
+    if glued_to_run and token.form == _LATIN_CONNECTOR:
+        return glued_to_next and run[-1].tag == "SL" and following.tag == "SL"
     return glued_to_run and token.form in _PERCENT and run[-1].tag == "SN"
 
 
