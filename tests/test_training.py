@@ -236,6 +236,22 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path):
     assert epochs_logged == {"1"}
 
 
+def test_the_last_checkpoint_follows_every_epoch_even_when_the_best_one_does_not(tmp_path):
+    """A resume must continue where the run stopped, not from its best epoch: with a learning rate too small
+    to change the answers, epoch 2 is no better than epoch 1, and last.ckpt must still hold epoch 2."""
+    args = [
+        *("--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path)),
+        *("--limit-train-rows", "64", "--epochs", "2", "--batch-size", "16", "--val-fraction", "0.25"),
+        *("--augment-copies", "0", "--early-stopping-patience", "0", "--quantize", "off"),
+        *("--learning-rate", "1e-12"),
+    ]
+    result = run_module("keyword_extractor.training", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert (best["epoch"], best["global_step"]) == (0, 3)  # the first epoch stays the best one
+    assert _last_checkpoint_state(tmp_path) == (1, 6)
+
+
 def test_a_resume_on_other_data_is_refused_with_what_changed_and_the_checkpoint_is_kept(tmp_path):
     common = ["--train", str(TRAIN_TSV), "--base-model", "tiny", "--output-dir", str(tmp_path), "--epochs", "2"]
     common += ["--batch-size", "16", "--val-fraction", "0.25", "--augment-copies", "0", "--quantize", "off"]

@@ -35,6 +35,8 @@ from keyword_extractor.training.cpu_precision import Int8Check, measure_int8, st
 from keyword_extractor.training.datamodule import KeywordDataModule
 from keyword_extractor.training.resume import check_or_record, run_identity
 
+LAST_CHECKPOINT = "last"  # checkpoints/last.ckpt: the end of the latest epoch, what --resume continues from
+
 log = logging.getLogger("keyword_extractor.training")
 
 
@@ -110,14 +112,15 @@ def build_trainer(
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     mode = "max" if config.select_by == VAL_F1 else "min"
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best",
-        monitor=config.select_by,
-        mode=mode,
-        save_top_k=1,
-        save_last=True,
+        dirpath=output_dir / "checkpoints", filename="best", monitor=config.select_by, mode=mode, save_top_k=1
     )
-    selection: list = [val_f1, checkpoint]
+    # `--resume` continues from last.ckpt. The best checkpoint's own `save_last` rewrites it only in an epoch
+    # that is a new best (Lightning 2.6), so an interrupted run would go back to its best epoch and redo the
+    # rest; a checkpoint without a monitor is written after every epoch.
+    latest = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints", filename=LAST_CHECKPOINT, save_top_k=1, enable_version_counter=False
+    )
+    selection: list = [val_f1, checkpoint, latest]
     if config.early_stopping_patience:
         selection.append(EarlyStopping(monitor=config.select_by, mode=mode, patience=config.early_stopping_patience))
     trainer = pl.Trainer(
@@ -252,7 +255,7 @@ def inference_settings(config: TrainConfig, datamodule: KeywordDataModule) -> In
 
 
 def resume_checkpoint(job: TrainJob, output_dir: Path) -> str | None:
-    last = output_dir / "checkpoints" / "last.ckpt"
+    last = output_dir / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
     if job.resume and not last.is_file():
         log.warning("resume asked for but %s does not exist; starting from scratch", last)
     return str(last) if job.resume and last.is_file() else None
@@ -314,7 +317,7 @@ def after_fit(
     Returns the `TrainResult` fields these steps know; the run's epochs, time and resume point are the
     caller's.
     """
-    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best = checkpoint.best_model_path or str(output_dir / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt")
     from keyword_extractor.training.export import export_checkpoint
 
     model_dir = export_checkpoint(best, output_dir / "model", inference)
