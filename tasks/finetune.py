@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.common.results import SUMMARY_FILE, TrainResult
 from keyword_extractor.model.config import CONFIG_FILE, TrainConfig
+from keyword_extractor.training.resume import last_checkpoint
 
 
 class TrainingFailed(RuntimeError):
@@ -117,7 +118,7 @@ def fine_tune(
     """
     log = get_run_logger()
     output = Path(output_dir).resolve()
-    resume = (output / "checkpoints" / "last.ckpt").is_file() and not (output / SUMMARY_FILE).is_file()
+    resume = last_checkpoint(output).is_file() and not (output / SUMMARY_FILE).is_file()
     output.mkdir(parents=True, exist_ok=True)
     config_file = config.save(output / CONFIG_FILE)
     command = training_command(

@@ -33,9 +33,13 @@ from keyword_extractor.text.keywords import clean_keywords, parse_keywords
 from keyword_extractor.training.checkpoints import VAL_F1, ValidationKeywordF1
 from keyword_extractor.training.cpu_precision import Int8Check, measure_int8, store_int8_allowed
 from keyword_extractor.training.datamodule import KeywordDataModule
-from keyword_extractor.training.resume import check_or_record, run_identity
-
-LAST_CHECKPOINT = "last"  # checkpoints/last.ckpt: the end of the latest epoch, what --resume continues from
+from keyword_extractor.training.resume import (
+    LAST_CHECKPOINT,
+    check_or_record,
+    checkpoints_dir,
+    last_checkpoint,
+    run_identity,
+)
 
 log = logging.getLogger("keyword_extractor.training")
 
@@ -111,15 +115,14 @@ def build_trainer(
     config: TrainConfig, output_dir: Path, loggers: list[Logger], val_f1: ValidationKeywordF1
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     mode = "max" if config.select_by == VAL_F1 else "min"
+    checkpoints = checkpoints_dir(output_dir)
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints", filename="best", monitor=config.select_by, mode=mode, save_top_k=1
+        dirpath=checkpoints, filename="best", monitor=config.select_by, mode=mode, save_top_k=1
     )
     # `--resume` continues from last.ckpt. The best checkpoint's own `save_last` rewrites it only in an epoch
     # that is a new best (Lightning 2.6), so an interrupted run would go back to its best epoch and redo the
     # rest; a checkpoint without a monitor is written after every epoch.
-    latest = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints", filename=LAST_CHECKPOINT, save_top_k=1, enable_version_counter=False
-    )
+    latest = ModelCheckpoint(dirpath=checkpoints, filename=LAST_CHECKPOINT, save_top_k=1, enable_version_counter=False)
     selection: list = [val_f1, checkpoint, latest]
     if config.early_stopping_patience:
         selection.append(EarlyStopping(monitor=config.select_by, mode=mode, patience=config.early_stopping_patience))
@@ -255,7 +258,7 @@ def inference_settings(config: TrainConfig, datamodule: KeywordDataModule) -> In
 
 
 def resume_checkpoint(job: TrainJob, output_dir: Path) -> str | None:
-    last = output_dir / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
+    last = last_checkpoint(output_dir)
     if job.resume and not last.is_file():
         log.warning("resume asked for but %s does not exist; starting from scratch", last)
     return str(last) if job.resume and last.is_file() else None
@@ -286,7 +289,7 @@ def train(config: TrainConfig, job: TrainJob, extra_loggers: list[Logger] | None
     module = KeywordSeq2Seq(str(base_dir), config.model_dump(), total_steps=steps)
     resume_from = resume_checkpoint(job, output_dir)
     identity = run_identity(config, job.train, job.val, base_dir)
-    check_or_record(output_dir / "checkpoints", identity, resume_from is not None, trainer.is_global_zero)
+    check_or_record(checkpoints_dir(output_dir), identity, resume_from is not None, trainer.is_global_zero)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return None
@@ -317,7 +320,7 @@ def after_fit(
     Returns the `TrainResult` fields these steps know; the run's epochs, time and resume point are the
     caller's.
     """
-    best = checkpoint.best_model_path or str(output_dir / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt")
+    best = checkpoint.best_model_path or str(last_checkpoint(output_dir))
     from keyword_extractor.training.export import export_checkpoint
 
     model_dir = export_checkpoint(best, output_dir / "model", inference)
