@@ -181,13 +181,28 @@ def test_selected_keywords_are_candidate_spans_and_beat_chance(fitted, analyser)
     assert set(fitted.report) >= {"val_f1_seq2seq", "val_f1_selected_cross_validated", "val_f1_baseline"}
 
 
-def test_the_model_answer_moves_the_choice(fitted, analyser):
-    """The combiner weighs the model's answer: the same question, different answers, different keywords."""
+def test_the_model_answer_moves_the_choice(analyser):
+    """The combiner weighs the model's answer: the same question, different answers, different keywords.
+
+    Fitted with a model that answers the validation questions right: an answer that copied the rule's
+    pick (the shared fixture) would be the combiner's rule input twice, and the two would split one weight.
+    """
+    frame = load_pairs(TRAIN_TSV)
+    train, val = frame.iloc[:600], frame.iloc[600:700]
+    selector = span_selector.fit(
+        analyser.parse_batch(train["query"].tolist()),
+        _golds(train),
+        analyser.parse_batch(val["query"].tolist()),
+        _golds(val),
+        _golds(val),
+        limit=6,
+        seed=42,
+    )
     parsed = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:60])
-    with_rule = fitted.select(parsed, [list(q.rule_keywords) for q in parsed], limit=6)
-    with_nothing = fitted.select(parsed, [[] for _ in parsed], limit=6)
+    with_rule = selector.select(parsed, [list(q.rule_keywords) for q in parsed], limit=6)
+    with_nothing = selector.select(parsed, [[] for _ in parsed], limit=6)
     assert with_rule != with_nothing
-    assert fitted.combiner is not None and fitted.combiner[0][1] > 0  # being in the answer raises the odds
+    assert selector.combiner is not None and selector.combiner[0][1] > 0  # being in the answer raises the odds
 
 
 def test_round_trip_through_the_model_directory(fitted, analyser, tiny_model_dir, tmp_path):
@@ -214,6 +229,32 @@ def test_a_scorer_file_holding_other_types_is_refused(fitted, tmp_path):
         span_selector.SpanSelector.load(tmp_path)
     (tmp_path / span_selector.SCORER_FILE).write_bytes(skops.io.dumps(LogisticRegression()))
     with pytest.raises(TypeError, match="HistGradientBoostingClassifier"):
+        span_selector.SpanSelector.load(tmp_path)
+
+
+def test_the_scorer_is_a_bag_of_scorers_fitted_on_different_questions(fitted, analyser, tmp_path):
+    """Each member learns from its own bootstrap sample of the questions, so they disagree; the selector
+    scores with their mean, and a stored bag comes back whole."""
+    bag = fitted.scorer
+    assert isinstance(bag, span_selector.ScorerBag) and len(bag.members) == span_selector.SCORER_BAG
+    questions = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:30])
+    rows = np.asarray([row for q in questions for row in span_features(q, fitted.counts)[1]])
+    each = [member.predict_proba(rows)[:, 1] for member in bag.members]
+    assert not np.allclose(each[0], each[1])
+    assert np.allclose(bag.predict_proba(rows)[:, 1], np.mean(each, axis=0))
+    fitted.save(tmp_path)
+    loaded = span_selector.SpanSelector.load(tmp_path)
+    assert len(loaded.scorer.members) == span_selector.SCORER_BAG
+    assert np.allclose(loaded.scorer.predict_proba(rows), bag.predict_proba(rows))
+
+
+def test_a_bag_holding_another_type_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path)
+    (tmp_path / span_selector.SCORER_FILE).write_bytes(skops.io.dumps([*fitted.scorer.members, LogisticRegression()]))
+    with pytest.raises(TypeError, match="HistGradientBoostingClassifier"):
+        span_selector.SpanSelector.load(tmp_path)
+    (tmp_path / span_selector.SCORER_FILE).write_bytes(skops.io.dumps([]))
+    with pytest.raises(TypeError, match="no scorer"):
         span_selector.SpanSelector.load(tmp_path)
 
 

@@ -6,6 +6,8 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
 
 1. a gradient-boosted scorer over `span_features` (corpus keep rates, Kiwi tags, shape, the rule's
    pick, Kiwi's morpheme scores), fitted on the training split with every row's own counts left out;
+   five of them on bootstrap samples of the questions, averaged (`ScorerBag`), which moves less with
+   each retraining than one;
 2. a logistic combiner of that score with the seq2seq model's answer (is the span in it, at which
    rank) and (inputs 2) with the rule's pick and whether the span was ever seen in training, so that it
    learns to lean on the rule where the corpus knows nothing, fitted on the validation split, which the
@@ -53,6 +55,7 @@ TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 THRESHOLDS = tuple(round(0.25 + 0.05 * step, 2) for step in range(8))
 MIN_VALIDATION_QUESTIONS = 20
 SCORER_L2 = 3.0
+SCORER_BAG = 5  # scorers averaged, each fitted on a bootstrap sample of the training questions
 FORMAT_VERSION = 1
 # 1: the scorer and the seq2seq answer. 2: + the rule's pick, the span seen in training, the rule's pick of
 # an unseen span, the scorer's logit for an unseen span (benchmarks/README.md, "Transfer": +1.7 points
@@ -179,10 +182,24 @@ def choose(
     return kept[:limit]
 
 
+class ScorerBag:
+    """Span scorers fitted on bootstrap samples of the training questions; their mean probability.
+
+    One scorer's choice moves with every retraining of the seq2seq model, and with the CPU the model was
+    trained on; the mean of several is steadier (benchmarks/README.md, "Transfer").
+    """
+
+    def __init__(self, members: Sequence[object]) -> None:
+        self.members = list(members)
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return np.mean([member.predict_proba(rows) for member in self.members], axis=0)
+
+
 @dataclass
 class SpanSelector:
     counts: SpanCounts
-    scorer: object  # sklearn HistGradientBoostingClassifier
+    scorer: object  # ScorerBag, or one HistGradientBoostingClassifier (selectors stored before bagging)
     combiner: tuple[list[float], float] | None  # (weights, bias) over _combiner_inputs; None: scorer alone
     threshold: float
     drop_nested: bool
@@ -226,7 +243,8 @@ class SpanSelector:
         import skops.io
 
         model_dir = Path(model_dir)
-        write_atomic(model_dir / SCORER_FILE, skops.io.dumps(self.scorer))
+        members = self.scorer.members if isinstance(self.scorer, ScorerBag) else self.scorer
+        write_atomic(model_dir / SCORER_FILE, skops.io.dumps(members))
         settings = {
             "format_version": FORMAT_VERSION,
             "threshold": self.threshold,
@@ -254,10 +272,15 @@ class SpanSelector:
             raise ValueError(f"{model_dir / SETTINGS_FILE}: format {stored.get('format_version')}, expected 1")
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        scorer = skops.io.load(model_dir / SCORER_FILE, trusted=TRUSTED_TYPES)
-        if not isinstance(scorer, HistGradientBoostingClassifier):
-            found = type(scorer).__name__
-            raise TypeError(f"{model_dir / SCORER_FILE} holds a {found}, not a HistGradientBoostingClassifier")
+        stored_scorer = skops.io.load(model_dir / SCORER_FILE, trusted=TRUSTED_TYPES)
+        members = stored_scorer if isinstance(stored_scorer, list) else [stored_scorer]
+        if not members:
+            raise TypeError(f"{model_dir / SCORER_FILE} holds no scorer")
+        for member in members:
+            if not isinstance(member, HistGradientBoostingClassifier):
+                found = type(member).__name__
+                raise TypeError(f"{model_dir / SCORER_FILE} holds a {found}, not a HistGradientBoostingClassifier")
+        scorer = ScorerBag(members) if isinstance(stored_scorer, list) else stored_scorer
         combiner = stored["combiner"]
         return cls(
             counts=SpanCounts.from_dict(stored["counts"]),
@@ -272,19 +295,31 @@ class SpanSelector:
         )
 
 
-def _fit_scorer(parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], counts: SpanCounts, seed: int):
+def _fit_scorer(
+    parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], counts: SpanCounts, seed: int
+) -> ScorerBag | None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    # each question also as if unseen, so that the scorer learns what to trust on a topic the corpus lacks
-    features, labels = labelled_examples(parsed, golds, counts, also_unseen=True)
-    if len(set(labels)) < 2:
+    # each question also as if unseen, so that the scorer learns what to trust on a topic the corpus lacks;
+    # rows are built once per question, then drawn per bootstrap sample
+    examples = [labelled_examples([q], [g], counts, also_unseen=True) for q, g in zip(parsed, golds, strict=True)]
+    if len({label for _, labels in examples for label in labels}) < 2:
         return None
-    # l2_regularization 3: held-out F1 +0.8 and +1.1 points over none on two held-out 10% splits of
-    # data/train.tsv (seeds 7 and 11, each with its own seq2seq model); 0.3 and 10 scored lower on both.
-    scorer = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, l2_regularization=SCORER_L2, random_state=seed
-    )
-    return scorer.fit(np.asarray(features), np.asarray(labels))
+    random = np.random.default_rng(seed)
+    members = []
+    for member in range(SCORER_BAG):
+        drawn = random.integers(0, len(examples), len(examples)) if SCORER_BAG > 1 else range(len(examples))
+        features = [row for i in drawn for row in examples[i][0]]
+        labels = [label for i in drawn for label in examples[i][1]]
+        if len(set(labels)) < 2:
+            continue
+        # l2_regularization 3: held-out F1 +0.8 and +1.1 points over none on two held-out 10% splits of
+        # data/train.tsv (seeds 7 and 11, each with its own seq2seq model); 0.3 and 10 scored lower on both.
+        scorer = HistGradientBoostingClassifier(
+            max_iter=300, learning_rate=0.05, l2_regularization=SCORER_L2, random_state=seed + member
+        )
+        members.append(scorer.fit(np.asarray(features), np.asarray(labels)))
+    return ScorerBag(members) if members else None
 
 
 def _best_threshold(
