@@ -3,6 +3,7 @@
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --models artifacts/transfer/current
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,expected-f1
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,no-verbal-nouns --labels convention
+    PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,one-scorer --models DIR
 
 `benchmarks.transfer --reuse-models` refits a selector through the real entry point, one process per fold
 and a full evaluation each (minutes per variant). This keeps each fold's parsed questions and seq2seq
@@ -158,6 +159,7 @@ VARIANTS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
     "expected-f1": expected_f1,
     "seq2seq-overlap": lambda: patched("_combiner_inputs", seq2seq_overlap_inputs),
     "no-verbal-nouns": lambda: patched("domain_verbal_nouns", lambda question: []),
+    "one-scorer": lambda: patched("SCORER_BAG", 1),  # the selector before the bag of scorers
 }
 
 
