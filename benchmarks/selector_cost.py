@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from keyword_extractor.common.cli import add_model_dir
 from keyword_extractor.common.cpu_info import cpu_label
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.data.tsv import load_pairs
@@ -44,7 +45,7 @@ def ms_per_question(extractor: KeywordExtractor, questions: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.selector_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", type=Path, required=True, help="a trained model directory (bag of scorers)")
+    add_model_dir(parser, help="a trained model directory whose selector holds a bag of scorers")
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "test.tsv", help="questions")
     parser.add_argument("--limit", type=int, default=120, help="questions per round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, the two alternating")
