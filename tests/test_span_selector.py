@@ -30,21 +30,27 @@ def _golds(frame) -> list[list[str]]:
     return [clean_keywords(parse_keywords(cell)) for cell in frame["keyword"]]
 
 
-@pytest.fixture(scope="module")
-def fitted(analyser):
-    """A selector fitted on 600 training rows; the noun-phrase rule stands in for the model's answers."""
+def _fit_on_first_rows(analyser, model_answers) -> span_selector.SpanSelector | None:
+    """A selector fitted on the first 600 training rows and validated on the next 100, where
+    `model_answers(parsed, golds)` stands in for the seq2seq model's answers."""
     frame = load_pairs(TRAIN_TSV)
     train, val = frame.iloc[:600], frame.iloc[600:700]
-    val_parsed = analyser.parse_batch(val["query"].tolist())
-    selector = span_selector.fit(
+    val_parsed, val_golds = analyser.parse_batch(val["query"].tolist()), _golds(val)
+    return span_selector.fit(
         analyser.parse_batch(train["query"].tolist()),
         _golds(train),
         val_parsed,
-        _golds(val),
-        [list(q.rule_keywords) for q in val_parsed],
+        val_golds,
+        model_answers(val_parsed, val_golds),
         limit=6,
         seed=42,
     )
+
+
+@pytest.fixture(scope="module")
+def fitted(analyser):
+    """A selector fitted on 600 training rows; the noun-phrase rule stands in for the model's answers."""
+    selector = _fit_on_first_rows(analyser, lambda parsed, golds: [list(q.rule_keywords) for q in parsed])
     assert selector is not None
     return selector
 
@@ -187,17 +193,7 @@ def test_the_model_answer_moves_the_choice(analyser):
     Fitted with a model that answers the validation questions right: an answer that copied the rule's
     pick (the shared fixture) would be the combiner's rule input twice, and the two would split one weight.
     """
-    frame = load_pairs(TRAIN_TSV)
-    train, val = frame.iloc[:600], frame.iloc[600:700]
-    selector = span_selector.fit(
-        analyser.parse_batch(train["query"].tolist()),
-        _golds(train),
-        analyser.parse_batch(val["query"].tolist()),
-        _golds(val),
-        _golds(val),
-        limit=6,
-        seed=42,
-    )
+    selector = _fit_on_first_rows(analyser, lambda parsed, golds: golds)
     parsed = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:60])
     with_rule = selector.select(parsed, [list(q.rule_keywords) for q in parsed], limit=6)
     with_nothing = selector.select(parsed, [[] for _ in parsed], limit=6)

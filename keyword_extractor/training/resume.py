@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 IDENTITY_FILE = "resume_identity.json"
 CHECKPOINTS_DIR = "checkpoints"  # under a run's output directory
 LAST_CHECKPOINT = "last"  # checkpoints/last.ckpt: the end of the latest epoch, what a resume continues from
+LAST_CHECKPOINT_FILE = f"{LAST_CHECKPOINT}.ckpt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
 ROW_OPTIONS = ("limit_train_rows", "val_fraction", "seed", "augment_copies", "max_source_length", "max_target_length")
 
@@ -31,7 +32,7 @@ def checkpoints_dir(output_dir: str | Path) -> Path:
 
 def last_checkpoint(output_dir: str | Path) -> Path:
     """The checkpoint an interrupted run resumes from (the training CLI's --resume, the fine-tune task)."""
-    return checkpoints_dir(output_dir) / f"{LAST_CHECKPOINT}.ckpt"
+    return checkpoints_dir(output_dir) / LAST_CHECKPOINT_FILE
 
 
 class ResumeMismatch(ValueError):
@@ -65,9 +66,8 @@ def check_or_record(checkpoints: Path, identity: dict[str, str], resuming: bool,
     changed = [name for name in identity if stored.get(name) != identity[name]]
     if changed:
         what = "; ".join(f"{name}: {str(stored.get(name))[:12]} then, {identity[name][:12]} now" for name in changed)
-        last = checkpoints / f"{LAST_CHECKPOINT}.ckpt"
         raise ResumeMismatch(
-            f"cannot resume {last}: it was trained on other data or settings ({what}). "
+            f"cannot resume {checkpoints / LAST_CHECKPOINT_FILE}: it was trained on other data or settings ({what}). "
             f"Resume with the same files and options, or start fresh: another --output-dir (in the pipeline, "
             f"another --run-name), or delete {checkpoints}."
         )
