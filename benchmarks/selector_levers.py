@@ -47,6 +47,9 @@ def fold_inputs(models: Path, train_file: Path) -> dict[str, dict]:
     for fold in validation_folds(load_pairs(train_file)):
         folder = models / fold.name.replace("→", "-to-") / "train"
         cache = folder / CACHE_FILE
+        if not cache.is_file() and not (folder / CONFIG_FILE).is_file():
+            print(f"{fold.name}: no model in {folder}, left out (train it with benchmarks.transfer --folds)")
+            continue
         if not cache.is_file():
             config = TrainConfig.load(folder / CONFIG_FILE)
             train, val = split_train_val(fold.train, config.val_fraction, config.seed)

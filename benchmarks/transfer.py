@@ -4,7 +4,7 @@
     python -m benchmarks.transfer --folds customs→general,general→customs -- --epochs 20
     python -m benchmarks.transfer --reuse-models artifacts/transfer --work artifacts/transfer-try
 
-For every fold of `keyword_extractor.data.folds` (random 10% splits and the leave-domain-out pair) it
+For every fold of `keyword_extractor.data.folds` (random 10% splits, leave-domain-out pair, unseen topics) it
 trains a model on the fold's training part through the real entry point (`python -m
 keyword_extractor.training`, tiny profile unless the training options after `--` say otherwise) and
 evaluates it beside the Kiwi baseline on the held-out part (`keyword_extractor.evaluation`). A change is
