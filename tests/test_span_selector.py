@@ -335,8 +335,36 @@ def test_a_name_of_several_words_is_kept_whole_rather_than_its_pieces(analyser):
     assert span_selector.choose(gogh, scored, 0.5, drop_nested=True, limit=6) == ["빈센트 반 고흐", "대표작"]
     scored = [("보이저", 0.9), ("보이저 2호", 0.4), ("2호", 0.55)]  # below the threshold: the pieces stay
     assert span_selector.choose(voyager, scored, 0.5, drop_nested=True, limit=6) == ["보이저", "2호"]
-    scored = [("체르노빌", 0.9), ("체르노빌 원전 사고", 0.6), ("사고", 0.7)]  # not a name: best first as before
-    assert span_selector.choose(chernobyl, scored, 0.5, drop_nested=True, limit=6) == ["체르노빌", "사고"]
+
+
+def test_a_phrase_led_by_a_proper_noun_is_kept_whole_unless_its_last_noun_is_the_predicate(analyser):
+    """`사라예보 사건`, not `사라예보`: events and places named after a proper noun are labelled whole."""
+    sarajevo, chernobyl, customs_offices, eu = analyser.parse_batch(
+        [
+            "사라예보 사건이 뭐야?",
+            "체르노빌 원전 사고는 언제?",
+            "창원세관이랑 마산세관 통합됐나요?",
+            "EU 원산지 기준은?",
+        ]
+    )
+    assert span_selector.is_proper_noun_phrase("사라예보 사건", sarajevo)
+    assert span_selector.is_proper_noun_phrase("체르노빌 원전 사고", chernobyl)
+    assert not span_selector.is_name_phrase("체르노빌 원전 사고", chernobyl)  # a name holds no common noun
+    assert not span_selector.is_proper_noun_phrase("사라예보", sarajevo)  # one word: nothing to keep whole
+    assert not span_selector.is_proper_noun_phrase("마산세관 통합", customs_offices)  # 통합됐나요: the predicate
+    assert not span_selector.is_proper_noun_phrase("EU 원산지", eu)  # Latin letters: left to the scores
+    scored = [("사라예보", 0.9), ("사라예보 사건", 0.6), ("사건", 0.55)]
+    assert span_selector.choose(sarajevo, scored, 0.5, drop_nested=True, limit=6) == ["사라예보 사건"]
+    scored = [("사라예보", 0.9), ("사라예보 사건", 0.4), ("사건", 0.55)]  # below the threshold: the pieces stay
+    assert span_selector.choose(sarajevo, scored, 0.5, drop_nested=True, limit=6) == ["사라예보", "사건"]
+    scored = [("체르노빌", 0.9), ("체르노빌 원전 사고", 0.6), ("사고", 0.7), ("체르노빌 원전", 0.65)]
+    assert span_selector.choose(chernobyl, scored, 0.5, drop_nested=True, limit=6) == ["체르노빌 원전 사고"]
+    scored = [("마산세관", 0.9), ("마산세관 통합", 0.6), ("통합", 0.7), ("창원세관", 0.8)]
+    assert span_selector.choose(customs_offices, scored, 0.5, drop_nested=True, limit=6) == [
+        "창원세관",
+        "마산세관",
+        "통합",
+    ]
 
 
 def test_domain_verbal_nouns_are_added_and_procedural_ones_are_not(analyser):
