@@ -88,7 +88,8 @@ def unseen_topics(frame: pd.DataFrame, fraction: float = RANDOM_FRACTION, seed: 
     """
     groups = np.asarray(keyword_groups(frame))
     general = (frame["query"].map(domain_of) == GENERAL).to_numpy()
-    candidates = sorted(g for g in set(groups.tolist()) if general[groups == g].all())
+    only_general = pd.Series(general).groupby(groups).all()
+    candidates = only_general.index[only_general].tolist()
     held = np.zeros(len(frame), dtype=bool)
     for group in np.random.default_rng(seed).permutation(candidates):
         if held.sum() >= round(len(frame) * fraction):

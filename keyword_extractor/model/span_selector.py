@@ -45,7 +45,7 @@ from keyword_extractor.text.span_features import (
     span_features,
     tokens_within,
 )
-from keyword_extractor.text.verbal_nouns import kept_verbal_nouns
+from keyword_extractor.text.verbal_nouns import VERBAL_SUFFIX_TAGS, kept_verbal_nouns
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ def without_plural(span: str, question: ParsedQuestion) -> str:
 # Kiwi tags of a name of several words, maybe numbered: `빈센트 반 고흐`, `보이저 2호`, `아폴로 11호`.
 _NAME_TAGS = frozenset({"NNP", "SN", "NNB"})
 _WORD_TAGS = frozenset({"NNG", "NNP", "NNB", "NR", "SN", "SL"})
-_PREDICATE_SUFFIXES = frozenset({"XSV", "XSA"})  # 통합(되다), 유명(하다): the noun is the question's predicate
+# 통합(되다), 유명(하다): the noun before it is the question's predicate
+_PREDICATE_SUFFIXES = VERBAL_SUFFIX_TAGS | {"XSA"}
 
 
 def _words_of(span: str, question: ParsedQuestion) -> tuple[list[Token], int]:
