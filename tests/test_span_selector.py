@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 from keyword_extractor.model import span_selector
+from keyword_extractor.text.cohesion import cohesion
 from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.questions import QuestionAnalyser
@@ -87,24 +88,46 @@ def test_kiwi_scores_tell_a_common_word_from_a_rare_one(analyser):
     tokens = {t.form: t.score for t in question.tokens}
     assert by_span["하네스"][-2:] == [pytest.approx(tokens["하네스"])] * 2
     assert by_span["세금"][-2] > by_span["하네스"][-2]  # Kiwi knows 세금 as far likelier than 하네스
-    with pytest.raises(ValueError, match="feature set 4"):
-        span_features(question, counts, feature_set=4)
+    with pytest.raises(ValueError, match="feature set 5"):
+        span_features(question, counts, feature_set=5)
+
+
+def _added_by_feature_set(feature_set: int, question, counts, width: int) -> dict[str, list[float]]:
+    """Per span, the `width` features this set appends to the set before it, which it leaves as they were."""
+    spans, old_rows = span_features(question, counts, feature_set=feature_set - 1)
+    same_spans, rows = span_features(question, counts, feature_set=feature_set)
+    assert same_spans == spans
+    assert all(len(row) == len(old) + width and row[: len(old)] == old for row, old in zip(rows, old_rows, strict=True))
+    return {span: row[-width:] for span, row in zip(spans, rows, strict=True)}
 
 
 def test_join_evidence_and_quotes_are_features_of_set_3(analyser):
     """Set 3 adds what holds for a phrase never seen: the rule's measured word lists, and quotation marks."""
     question = analyser.parse_batch(["전봉준이 우금치 전투에서 패한 뒤 '빅 브라더'와 직구 물건 얘기를 했나요?"])[0]
-    counts = SpanCounts.count([question], [["전봉준"]])
-    spans, old_rows = span_features(question, counts, feature_set=2)
-    same_spans, rows = span_features(question, counts, feature_set=3)
-    assert same_spans == spans
-    assert all(len(row) == len(old) + 5 and row[: len(old)] == old for row, old in zip(rows, old_rows, strict=True))
-    added = {span: row[-5:] for span, row in zip(spans, rows, strict=True)}
+    added = _added_by_feature_set(3, question, SpanCounts.count([question], [["전봉준"]]), width=5)
     assert added["우금치 전투"] == [1.0, 0.0, 0.0, 0.0, 0.0]  # 전투 is a listed head: the join is asked for
     assert added["직구 물건"][:2] == [0.0, 1.0]  # 직구 is listed as standing alone: the join is refused
     assert added["빅 브라더"] == [0.0, 0.0, 1.0, 1.0, 1.0]  # quoted on both sides
     assert added["전봉준"][2:] == [0.0, 0.0, 0.0]
     assert added["우금치"] == [0.0] * 5
+
+
+def test_kiwi_finds_a_fixed_term_more_cohesive_than_words_that_merely_meet():
+    """Cohesion comes from Kiwi's language-wide model, so it judges phrases no training question holds."""
+    fixed_terms = ["베를린 장벽", "포에니 전쟁", "지리산 국립공원"]
+    chance_meetings = ["직구 물건", "독일 직구", "하네스 수입"]
+    assert min(map(cohesion, fixed_terms)) > max(map(cohesion, chance_meetings))
+    assert cohesion("장벽") == 0.0
+
+
+def test_cohesion_of_the_span_and_of_the_phrase_holding_it_are_features_of_set_4(analyser):
+    """A piece of a cohesive phrase (`베를린` in `베를린 장벽`) learns that from the phrase holding it."""
+    question = analyser.parse_batch(["베를린 장벽이 무너진 뒤 직구 물건 통관은 어떻게 됐나요?"])[0]
+    added = _added_by_feature_set(4, question, SpanCounts.count([question], [["베를린 장벽"]]), width=2)
+    assert added["베를린 장벽"] == [pytest.approx(cohesion("베를린 장벽")), 0.0]
+    assert added["베를린"] == [0.0, pytest.approx(cohesion("베를린 장벽"))]
+    assert added["장벽"][1] == pytest.approx(cohesion("베를린 장벽"))
+    assert added["뒤 직구 물건 통관"][1] == 0.0  # no candidate holds the longest span
 
 
 def test_a_selector_stored_before_feature_sets_keeps_its_features(fitted, analyser, tmp_path):
@@ -134,7 +157,7 @@ def test_a_selector_stored_before_feature_sets_keeps_its_features(fitted, analys
     settings_file.write_text(json.dumps(stored, ensure_ascii=False))
     loaded = span_selector.SpanSelector.load(tmp_path)
     assert loaded.feature_set == 1
-    assert fitted.feature_set == 3  # new selectors use the latest set
+    assert fitted.feature_set == 4  # new selectors use the latest set
     questions = analyser.parse_batch(load_pairs(TEST_TSV)["query"].tolist()[:30])
     answers = [list(q.rule_keywords) for q in questions]
     assert loaded.select(questions, answers, limit=6) == old.select(questions, answers, limit=6)
@@ -290,6 +313,15 @@ def test_nested_spans_are_dropped_even_where_the_validation_labels_reward_them(a
 
 def _question(text: str) -> ParsedQuestion:
     return ParsedQuestion(text, (), (), ())
+
+
+def test_the_threshold_is_the_middle_of_the_broad_top_not_a_lone_spike():
+    """On a hundred validation questions one threshold's F1 can jump by a few answers; its neighbours'
+    agree on where the top really is."""
+    assert span_selector.plateau_middle([0.70, 0.80, 0.81, 0.80, 0.60, 0.82, 0.50, 0.40]) == 2
+    assert span_selector.plateau_middle([0.79, 0.80, 0.81, 0.81, 0.81, 0.78, 0.83, 0.70]) == 3
+    assert span_selector.plateau_middle([0.90, 0.80, 0.70]) == 0  # an end counts itself twice
+    assert span_selector.plateau_middle([0.5, 0.5, 0.5]) == 0  # a tie: the lower threshold, more recall
 
 
 def test_a_span_inside_a_kept_span_wherever_it_occurs_is_dropped():

@@ -8,7 +8,9 @@ it stands among the other candidates, whether the Kiwi noun-phrase rule would pi
 set 2) Kiwi's own score of its morphemes: a log-probability from Kiwi's language-wide model, which
 tells a common word from a rare one or a guessed split of an unknown word even when the 2,700 training
 questions never saw it; (set 3) whether the rule's measured word lists ask for or refuse joining the
-span's words, and whether quotation marks enclose it. The seq2seq model's own choice is added by
+span's words, and whether quotation marks enclose it; (set 4) how cohesive Kiwi's model finds the span's
+words and the most cohesive candidate holding it (`cohesion`): a fixed term is kept whole, and its pieces
+are not keywords, on topics the training questions never covered too. The seq2seq model's own choice is added by
 `span_selector`, which combines the two.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from kiwipiepy import Token
 
 from keyword_extractor.text.baselines import HEADS, MODIFIERS, STANDALONE_LEFT, STANDALONE_RIGHT
+from keyword_extractor.text.cohesion import cohesion
 from keyword_extractor.text.morphology import token_end
 
 PRIOR_WEIGHT = 2.0  # pseudo-counts of the corpus-wide keep rate behind every span's own rate
@@ -35,7 +38,8 @@ PREVIOUS_TAGS = ("NNG", "NNP", "JKG", "MM", "VV", "VA", "ETM", "XSV", "START", "
 # and +0.25 points on two 10% splits of data/train.tsv, seeds 7 and 11, each with its own seq2seq model).
 # 3: + the join evidence of the rule's word lists and quotation marks around the span (benchmarks/README.md,
 # "Transfer": with the combiner's inputs 2, +2.5 and +1.0 points on the two leave-domain-out directions).
-FEATURE_SETS = (1, 2, 3)
+# 4: + the span's cohesion and the highest cohesion of a candidate holding it (benchmarks/README.md, eighth round).
+FEATURE_SETS = (1, 2, 3, 4)
 LATEST_FEATURE_SET = FEATURE_SETS[-1]
 
 
@@ -139,6 +143,7 @@ def span_features(
     spans = list(dict.fromkeys(question.spans))
     own_gold = set(gold) if gold is not None else set()
     own = 1 if gold is not None else 0
+    cohesive = {span: cohesion(span) for span in spans} if feature_set >= 4 else {}
     rows = []
     for span in spans:
         start = question.text.find(span)
@@ -151,6 +156,8 @@ def span_features(
         if feature_set >= 3:
             row.extend(_join_evidence(span.split(" ")))
             row.extend(_quoting(question.text, start, end))
+        if feature_set >= 4:
+            row.extend(_cohesion(span, cohesive))
         rows.append(row)
     return spans, rows
 
@@ -235,3 +242,10 @@ def _quoting(text: str, start: int, end: int) -> list[float]:
     opened = start > 0 and text[start - 1] in OPENING_MARKS
     closed = end < len(text) and text[end] in CLOSING_MARKS
     return [float(opened), float(closed), float(opened and closed)]
+
+
+def _cohesion(span: str, cohesive: dict[str, float]) -> list[float]:
+    """[the span's cohesion, the highest of the candidates holding it, 0 when none]: `사라예보` inside a
+    cohesive `사라예보 사건` is a piece, not a keyword."""
+    holders = [value for other, value in cohesive.items() if other != span and span in other]
+    return [cohesive[span], max(holders, default=0.0)]
