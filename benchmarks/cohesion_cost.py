@@ -19,6 +19,7 @@ from keyword_extractor.common.cpu_info import cpu_label
 from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.text.cohesion import language_score
+from keyword_extractor.text.keywords import clean_keywords, parse_keywords
 from keyword_extractor.text.questions import QuestionAnalyser
 from keyword_extractor.text.span_features import ParsedQuestion, SpanCounts, span_features
 
@@ -41,9 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     analyser = QuestionAnalyser()
     train = load_pairs(args.train)
-    counts = SpanCounts.count(
-        analyser.parse_batch(train["query"].tolist()), [cell.split(", ") for cell in train["keyword"]]
-    )
+    golds = [clean_keywords(parse_keywords(cell)) for cell in train["keyword"]]
+    counts = SpanCounts.count(analyser.parse_batch(train["query"].tolist()), golds)
     parsed = analyser.parse_batch(load_pairs(args.data)["query"].tolist())
     ms_per_question(parsed, counts, 4, warm=False)  # warm-up: Kiwi's first calls, the interpreter's caches
     timings: dict[int, list[float]] = {3: [], 4: []}

@@ -324,22 +324,27 @@ def test_the_threshold_is_the_middle_of_the_broad_top_not_a_lone_spike():
     assert span_selector.plateau_middle([0.5, 0.5, 0.5]) == 0  # a tie: the lower threshold, more recall
 
 
+def _chosen(question: ParsedQuestion, scored: list[tuple[str, float]]) -> list[str]:
+    """`choose` at threshold 0.5, nested spans dropped, at most six: how the choice tests below call it."""
+    return span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6)
+
+
 def test_a_span_inside_a_kept_span_wherever_it_occurs_is_dropped():
     question = _question("보이저 2호는 지금 어디에 있나요?")
     scored = [("보이저", 0.9), ("보이저 2호", 0.8), ("2호", 0.7)]  # the two pieces do not overlap
-    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["보이저", "2호"]
+    assert _chosen(question, scored) == ["보이저", "2호"]
     scored = [("보이저 2호", 0.9), ("보이저", 0.8), ("2호", 0.7)]
-    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["보이저 2호"]
+    assert _chosen(question, scored) == ["보이저 2호"]
     assert span_selector.choose(question, scored, 0.5, drop_nested=False, limit=6) == ["보이저 2호", "보이저", "2호"]
 
 
 def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     question = _question("관세를 내라는 관세청 문자가 왔어요")
     scored = [("관세청", 0.9), ("관세", 0.8), ("문자", 0.7)]
-    assert span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6) == ["관세", "관세청", "문자"]
+    assert _chosen(question, scored) == ["관세", "관세청", "문자"]
     fta = _question("한-EU FTA 원산지 기준은?")
     scored = [("한-EU FTA", 0.9), ("FTA", 0.8), ("EU", 0.75), ("원산지", 0.7)]
-    assert span_selector.choose(fta, scored, 0.5, drop_nested=True, limit=6) == ["한-EU FTA", "원산지"]
+    assert _chosen(fta, scored) == ["한-EU FTA", "원산지"]
     war = _question("6·25 전쟁과 6·25의 의미")
     assert nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
     assert nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
@@ -362,11 +367,11 @@ def test_a_name_of_several_words_is_kept_whole_rather_than_its_pieces(analyser):
     assert not span_selector.is_name_phrase("체르노빌 원전", chernobyl)
     assert not span_selector.is_name_phrase("한-EU FTA", fta)  # Latin letters: left to the scores
     scored = [("보이저", 0.9), ("보이저 2호", 0.6), ("2호", 0.55)]
-    assert span_selector.choose(voyager, scored, 0.5, drop_nested=True, limit=6) == ["보이저 2호"]
+    assert _chosen(voyager, scored) == ["보이저 2호"]
     scored = [("빈센트 반", 0.8), ("고흐", 0.7), ("빈센트 반 고흐", 0.6), ("대표작", 0.9)]
-    assert span_selector.choose(gogh, scored, 0.5, drop_nested=True, limit=6) == ["빈센트 반 고흐", "대표작"]
+    assert _chosen(gogh, scored) == ["빈센트 반 고흐", "대표작"]
     scored = [("보이저", 0.9), ("보이저 2호", 0.4), ("2호", 0.55)]  # below the threshold: the pieces stay
-    assert span_selector.choose(voyager, scored, 0.5, drop_nested=True, limit=6) == ["보이저", "2호"]
+    assert _chosen(voyager, scored) == ["보이저", "2호"]
 
 
 def test_a_phrase_led_by_a_proper_noun_is_kept_whole_unless_its_last_noun_is_the_predicate(analyser):
@@ -386,13 +391,13 @@ def test_a_phrase_led_by_a_proper_noun_is_kept_whole_unless_its_last_noun_is_the
     assert not span_selector.is_proper_noun_phrase("마산세관 통합", customs_offices)  # 통합됐나요: the predicate
     assert not span_selector.is_proper_noun_phrase("EU 원산지", eu)  # Latin letters: left to the scores
     scored = [("사라예보", 0.9), ("사라예보 사건", 0.6), ("사건", 0.55)]
-    assert span_selector.choose(sarajevo, scored, 0.5, drop_nested=True, limit=6) == ["사라예보 사건"]
+    assert _chosen(sarajevo, scored) == ["사라예보 사건"]
     scored = [("사라예보", 0.9), ("사라예보 사건", 0.4), ("사건", 0.55)]  # below the threshold: the pieces stay
-    assert span_selector.choose(sarajevo, scored, 0.5, drop_nested=True, limit=6) == ["사라예보", "사건"]
+    assert _chosen(sarajevo, scored) == ["사라예보", "사건"]
     scored = [("체르노빌", 0.9), ("체르노빌 원전 사고", 0.6), ("사고", 0.7), ("체르노빌 원전", 0.65)]
-    assert span_selector.choose(chernobyl, scored, 0.5, drop_nested=True, limit=6) == ["체르노빌 원전 사고"]
+    assert _chosen(chernobyl, scored) == ["체르노빌 원전 사고"]
     scored = [("마산세관", 0.9), ("마산세관 통합", 0.6), ("통합", 0.7), ("창원세관", 0.8)]
-    assert span_selector.choose(customs_offices, scored, 0.5, drop_nested=True, limit=6) == [
+    assert _chosen(customs_offices, scored) == [
         "창원세관",
         "마산세관",
         "통합",
@@ -443,9 +448,9 @@ def test_a_plural_suffix_is_stripped_and_a_suffix_of_the_term_is_kept(analyser):
     assert span_selector.without_plural("1인당", per_person) == "1인당"
     assert span_selector.without_plural("서태지와 아이들", band) == "서태지와 아이들"
     scored = [("학자들", 0.9), ("학자", 0.8), ("세종대왕", 0.7)]
-    assert span_selector.choose(scholars, scored, 0.5, drop_nested=True, limit=6) == ["세종대왕", "학자"]
+    assert _chosen(scholars, scored) == ["세종대왕", "학자"]
     scored = [("1인당", 0.9), ("1인", 0.6)]
-    assert span_selector.choose(per_person, scored, 0.5, drop_nested=True, limit=6) == ["1인당"]
+    assert _chosen(per_person, scored) == ["1인당"]
 
 
 def test_unseen_counts_give_every_span_the_corpus_prior(analyser):

@@ -44,6 +44,7 @@ from keyword_extractor.text.span_features import (
     SpanCounts,
     labelled_examples,
     span_features,
+    token_after,
     tokens_within,
 )
 from keyword_extractor.text.verbal_nouns import VERBAL_SUFFIX_TAGS, kept_verbal_nouns
@@ -157,7 +158,7 @@ def is_proper_noun_phrase(span: str, question: ParsedQuestion) -> bool:
     words, end = _words_of(span, question)
     if not words or words[0].tag != "NNP" or not "가" <= words[0].form[0] <= "힣":
         return False
-    following = next((t for t in question.tokens if t.start >= end), None)
+    following = token_after(question, end)
     return not (following is not None and following.start == end and following.tag in _PREDICATE_SUFFIXES)
 
 
@@ -366,16 +367,13 @@ def _best_threshold(
     out, and none of the 8,266 keywords of data/train.tsv lies inside another keyword of its row. When a
     split chose, the 135 validation questions of one `make pipeline` run voted to keep them, against the labels.
     """
-    curve = [
-        score(
-            golds,
-            [
-                choose(q, s, threshold, drop_nested=True, limit=limit, add_verbal_nouns=True)
-                for q, s in zip(parsed, scored, strict=True)
-            ],
-        ).f1
-        for threshold in THRESHOLDS
-    ]
+    curve = []
+    for threshold in THRESHOLDS:
+        answers = [
+            choose(q, s, threshold, drop_nested=True, limit=limit, add_verbal_nouns=True)
+            for q, s in zip(parsed, scored, strict=True)
+        ]
+        curve.append(score(golds, answers).f1)
     best = plateau_middle(curve)
     return curve[best], THRESHOLDS[best]
 

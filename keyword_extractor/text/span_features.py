@@ -58,6 +58,11 @@ def tokens_within(question: ParsedQuestion, start: int, end: int) -> list[Token]
     return [t for t in question.tokens if t.start >= start and token_end(t) <= end]
 
 
+def token_after(question: ParsedQuestion, end: int) -> Token | None:
+    """The question's first Kiwi token starting at or after text position `end`; None at the end."""
+    return next((t for t in question.tokens if t.start >= end), None)
+
+
 class SpanCounts:
     """How often each span text was a candidate, and a keyword, in the training questions."""
 
@@ -204,14 +209,14 @@ def _corpus_and_shape(
 
 def _context(question: ParsedQuestion, start: int, end: int, inside: Sequence[Token]) -> list[float]:
     """Kiwi tags at the span's edges and right around it: a noun before `을`/`하다` vs a bound noun."""
-    after = [t for t in question.tokens if t.start >= end]
+    after = token_after(question, end)
     before = [t for t in question.tokens if token_end(t) <= start]
     return [
         float(len(inside)),
-        float(after[0].start == end if after else True),
+        float(after.start == end if after else True),
         *_one_hot(inside[0].tag if inside else "NONE", EDGE_TAGS),
         *_one_hot(inside[-1].tag if inside else "NONE", EDGE_TAGS),
-        *_one_hot(after[0].tag if after else "END", NEXT_TAGS),
+        *_one_hot(after.tag if after else "END", NEXT_TAGS),
         *_one_hot(before[-1].tag if before else "START", PREVIOUS_TAGS),
     ]
 
