@@ -404,6 +404,29 @@ def test_a_phrase_led_by_a_proper_noun_is_kept_whole_unless_its_last_noun_is_the
     ]
 
 
+def test_a_date_of_several_words_is_kept_whole_rather_than_its_pieces():
+    """`1944년 6월 6일` is one keyword in the labels; its pieces each score higher on their own."""
+    normandy = _question("1944년 6월 6일 노르망디 상륙 작전에는 어느 나라가 참여했나요?")
+    assert span_selector.is_date("1944년 6월 6일")
+    assert span_selector.is_date("1789년 8월")
+    assert span_selector.is_date("기원전 27년")
+    assert not span_selector.is_date("1944년")  # one word: nothing to keep whole
+    assert not span_selector.is_date("2월 혁명")  # a month that names an event
+    assert not span_selector.is_date("1944년 6월 6일 노르망디")
+    scored = [("1944년", 0.9), ("6월", 0.85), ("6일", 0.8), ("1944년 6월 6일", 0.6), ("노르망디 상륙 작전", 0.7)]
+    assert _chosen(normandy, scored) == ["1944년 6월 6일", "노르망디 상륙 작전"]
+    scored[3] = ("1944년 6월 6일", 0.4)  # below the threshold: the pieces stay
+    assert _chosen(normandy, scored) == ["1944년", "6월", "6일", "노르망디 상륙 작전"]
+
+
+def test_a_question_never_gets_an_empty_answer():
+    """Every labelled question holds 1 to 6 keywords (LABELLING.md): with none above the threshold, the best."""
+    question = _question("관세청 공무원 채용 시험 과목이 뭐예요?")
+    scored = [("관세청 공무원", 0.3), ("채용 시험", 0.45), ("과목", 0.2)]
+    assert _chosen(question, scored) == ["채용 시험"]
+    assert _chosen(question, []) == []  # no candidate at all: nothing to give
+
+
 def test_domain_verbal_nouns_are_added_and_procedural_ones_are_not(analyser):
     """LABELLING.md: `반포한` → `반포` is a keyword; `확인하려면` is a filler; `수입신고` kept holds its `신고`."""
     hangul, customs, declared = analyser.parse_batch(

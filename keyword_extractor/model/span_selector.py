@@ -15,7 +15,8 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
 3. a threshold, picked by cross-validated F1 on the validation split (each threshold's averaged with its
    neighbours'); spans nested in a chosen one are
    always dropped and the question's domain verbal nouns (`반포한` → `반포`) always added, as LABELLING.md
-   asks (selectors stored before keep their own `drop_nested` and add none).
+   asks (selectors stored before keep their own `drop_nested` and add none); names and dates of several
+   words are kept whole, and no answer is empty.
 
 Both stages travel in the model directory (`span_selector.json`, `span_selector.skops`: skops, which
 loads only the types it is told to trust, not pickle).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,8 +175,22 @@ def domain_verbal_nouns(question: ParsedQuestion) -> list[str]:
     return [n for n in nouns if n in question.spans and n not in STOPWORDS]
 
 
+# a year with its month (and day), a month with its day, a year before the common era
+_DATE = re.compile(r"(?:기원전 )?[0-9]+년 [0-9]+월(?: [0-9]+일)?|[0-9]+월 [0-9]+일|기원전 [0-9]+년")
+
+
+def is_date(span: str) -> bool:
+    """Whether the span is a date of several words (`1944년 6월 6일`, `1789년 8월`, `기원전 27년`).
+
+    A date is one keyword in data/train.tsv (15 of its 17 dates of several words; in the other two the
+    month names an event, `2월 혁명`), but its pieces are common candidates with keep rates of
+    their own, so the scores take `1944년`, `6월` and `6일` apart.
+    """
+    return _DATE.fullmatch(span) is not None
+
+
 def _taken_whole(span: str, question: ParsedQuestion) -> bool:
-    return is_name_phrase(span, question) or is_proper_noun_phrase(span, question)
+    return is_name_phrase(span, question) or is_proper_noun_phrase(span, question) or is_date(span)
 
 
 def choose(
@@ -185,17 +201,19 @@ def choose(
     limit: int,
     add_verbal_nouns: bool = False,
 ) -> list[str]:
-    """Spans above the threshold, best first, in question order, each without a plural `들`.
+    """Spans above the threshold, best first, in question order, each without a plural `들`; the best span
+    when none is above it, since every question holds at least one keyword (LABELLING.md: 1 to 6).
 
     With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
     nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept. A name of
-    several words above the threshold (`is_name_phrase`) comes before every other span, the longest first,
-    so that it is kept whole rather than its pieces (`빈센트 반 고흐`, not `빈센트 반` and `고흐`). With
+    several words or a date above the threshold (`_taken_whole`) comes before every other span, the longest
+    first, so that it is kept whole rather than its pieces (`빈센트 반 고흐`, not `빈센트 반` and `고흐`). With
     `add_verbal_nouns`, the question's `domain_verbal_nouns` are kept too, unless inside a kept span.
     """
     kept: list[str] = []
     text = question.text
-    above = [pair for pair in sorted(scored, key=lambda pair: -pair[1]) if pair[1] > threshold]
+    ranked = sorted(scored, key=lambda pair: -pair[1])
+    above = [pair for pair in ranked if pair[1] > threshold]
     names = sorted((pair for pair in above if _taken_whole(pair[0], question)), key=lambda pair: -len(pair[0]))
     for span, _ in names + [pair for pair in above if pair not in names]:
         span = without_plural(span, question)
@@ -208,6 +226,8 @@ def choose(
         kept += [
             n for n in domain_verbal_nouns(question) if n not in kept and not any(nested_in(n, o, text) for o in kept)
         ]
+    if not kept and ranked:
+        kept.append(without_plural(ranked[0][0], question))
     kept.sort(key=question.text.find)
     return kept[:limit]
 
