@@ -324,6 +324,18 @@ def test_the_threshold_is_the_middle_of_the_broad_top_not_a_lone_spike():
     assert span_selector.plateau_middle([0.5, 0.5, 0.5]) == 0  # a tie: the lower threshold, more recall
 
 
+def test_no_threshold_above_half_the_best_validation_f1_is_chosen():
+    """For calibrated probabilities the F1-optimal threshold is half the best F1; a validation curve that
+    climbs past it is following a few answers."""
+    thresholds = span_selector.THRESHOLDS  # 0.25 … 0.60
+    climbing = [0.7895, 0.7892, 0.7935, 0.8110, 0.8122, 0.8167, 0.8179, 0.8034]  # 65 validation questions
+    assert span_selector.plateau_middle(climbing) == 5  # 0.50 without the bound
+    assert thresholds[span_selector.threshold_index(climbing, thresholds)] == 0.40  # 0.8179 / 2 = 0.409
+    flat = [0.7838, 0.7898, 0.7836, 0.7772, 0.7822, 0.7674, 0.7616, 0.7577]
+    assert span_selector.threshold_index(flat, thresholds) == span_selector.plateau_middle(flat) == 0
+    assert span_selector.threshold_index([0.30, 0.40, 0.45], [0.25, 0.30, 0.35]) == 0  # none allowed: the lowest
+
+
 def _chosen(question: ParsedQuestion, scored: list[tuple[str, float]]) -> list[str]:
     """`choose` at threshold 0.5, nested spans dropped, at most six: how the choice tests below call it."""
     return span_selector.choose(question, scored, 0.5, drop_nested=True, limit=6)
