@@ -13,10 +13,10 @@ The seq2seq model, trained from scratch on a few thousand questions, decodes who
    learns to lean on the rule where the corpus knows nothing, fitted on the validation split, which the
    seq2seq model never trained on;
 3. a threshold, picked by cross-validated F1 on the validation split (each threshold's averaged with its
-   neighbours'); spans nested in a chosen one are
-   always dropped and the question's domain verbal nouns (`반포한` → `반포`) always added, as LABELLING.md
-   asks (selectors stored before keep their own `drop_nested` and add none); names and dates of several
-   words are kept whole, and no answer is empty.
+   neighbours', none above half the best F1); spans nested in a chosen one are always dropped and the
+   question's domain verbal nouns (`반포한` → `반포`) always added, as LABELLING.md asks (selectors stored
+   before keep their own `drop_nested` and add none); names and dates of several words are kept whole,
+   and no answer is empty.
 
 Both stages travel in the model directory (`span_selector.json`, `span_selector.skops`: skops, which
 loads only the types it is told to trust, not pickle).
@@ -214,8 +214,8 @@ def choose(
     text = question.text
     ranked = sorted(scored, key=lambda pair: -pair[1])
     above = [pair for pair in ranked if pair[1] > threshold]
-    names = sorted((pair for pair in above if _taken_whole(pair[0], question)), key=lambda pair: -len(pair[0]))
-    for span, _ in names + [pair for pair in above if pair not in names]:
+    wholes = sorted((pair for pair in above if _taken_whole(pair[0], question)), key=lambda pair: -len(pair[0]))
+    for span, _ in wholes + [pair for pair in above if pair not in wholes]:
         span = without_plural(span, question)
         if span in kept:
             continue
@@ -375,8 +375,8 @@ def _fit_scorer(
 def _best_threshold(
     parsed: Sequence[ParsedQuestion], golds: Sequence[Sequence[str]], scored: list[list[tuple[str, float]]], limit: int
 ) -> tuple[float, float]:
-    """(F1, threshold) where F1 on these questions is best, nested spans always dropped and the domain
-    verbal nouns added, as the fitted selector will answer.
+    """(F1, threshold) chosen on these questions, nested spans always dropped and the domain verbal nouns
+    added, as the fitted selector will answer.
 
     The threshold's F1 is averaged with its two neighbours' (`plateau_middle`): on 65–121 validation
     questions the curve is flat at its top and its highest point moves between neighbours with a few
