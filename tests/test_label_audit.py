@@ -37,6 +37,25 @@ def test_the_audit_finds_planted_inconsistencies_and_leaves_pieces_of_kept_phras
     assert not any("확인" in example for example in verbal.examples_unlabelled)  # a generic verbal noun
 
 
+def test_a_word_inside_two_kept_phrases_is_a_piece_of_them_not_an_inconsistency(tmp_path):
+    """`베트남` lies inside `베트남산` at one place and `한-베트남 FTA` at the other: no keyword holds both."""
+    data = tmp_path / "train.tsv"
+    write(
+        data,
+        [
+            ("베트남 커피 반입 되나요?", "베트남, 커피"),
+            ("베트남산 의류도 한-베트남 FTA 적용되나요?", "베트남산, 의류, 한-베트남 FTA"),
+        ],
+    )
+    assert "베트남" not in {entry.span for entry in audit(data, min_rows=2, suspects=False).inconsistent}
+    write(
+        data,
+        [("베트남 커피 반입 되나요?", "베트남, 커피"), ("베트남산 의류도 한-베트남 FTA 적용되나요?", "베트남산, 의류")],
+    )
+    found = {entry.span: entry for entry in audit(data, min_rows=2, suspects=False).inconsistent}
+    assert found["베트남"].kept_lines == [2] and found["베트남"].left_out_lines == [3]  # one place left bare
+
+
 def test_the_cli_writes_both_reports_and_never_touches_the_data(tmp_path):
     data = tmp_path / "train.tsv"
     write(data, ROWS)

@@ -15,7 +15,7 @@ from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.inference.extractor import KeywordExtractor
 from keyword_extractor.model import span_selector
 from keyword_extractor.text.cohesion import cohesion
-from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
+from keyword_extractor.text.keywords import clean_keywords, covered_by, nested_in, parse_keywords
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.questions import QuestionAnalyser
 from keyword_extractor.text.span_features import ParsedQuestion, SpanCounts, span_features
@@ -360,6 +360,18 @@ def test_a_span_that_also_stands_on_its_own_is_kept_beside_the_longer_one():
     war = _question("6·25 전쟁과 6·25의 의미")
     assert nested_in("6·25", "6·25 전쟁", war.text) is False  # the second 6·25 stands alone
     assert nested_in("6·25 전쟁", "6·25", war.text) is False  # the longer is never inside
+
+
+def test_a_span_covered_by_several_kept_spans_is_dropped():
+    """Each place of `스티브` lies inside a different kept name: it is a piece of the answer all the same."""
+    question = _question("스티브 잡스와 스티브 워즈니악이 애플을 세운 곳은 어디야?")
+    scored = [("스티브 잡스", 0.9), ("스티브 워즈니악", 0.85), ("스티브", 0.8), ("애플", 0.7)]
+    assert _chosen(question, scored) == ["스티브 잡스", "스티브 워즈니악", "애플"]
+    assert covered_by("스티브", ["스티브 잡스", "스티브 워즈니악"], question.text)
+    assert not covered_by("스티브", ["스티브 잡스"], question.text)  # one name leaves the other place bare
+    assert not covered_by("스티브", ["스티브"], question.text)  # a span never covers itself
+    alone = _question("스티브 잡스와 스티브는 누구야?")
+    assert _chosen(alone, [("스티브 잡스", 0.9), ("스티브", 0.8)]) == ["스티브 잡스", "스티브"]
 
 
 def test_a_name_of_several_words_is_kept_whole_rather_than_its_pieces(analyser):

@@ -24,7 +24,7 @@ from pathlib import Path
 from keyword_extractor.common.files import markdown_cell, write_atomic
 from keyword_extractor.data.label_suspects import SuspectRow, find_suspects
 from keyword_extractor.data.tsv import load_pairs
-from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
+from keyword_extractor.text.keywords import clean_keywords, covered_by, parse_keywords
 from keyword_extractor.text.verbal_nouns import kept_verbal_nouns
 
 MIN_ROWS = 3  # a span must be a candidate in at least this many questions to be judged
@@ -102,12 +102,12 @@ def audit(path: str | Path, min_rows: int = MIN_ROWS, suspects: bool = True) -> 
     for index, (question, gold) in enumerate(zip(parsed, golds, strict=True)):
         line = index + FIRST_DATA_LINE
         for span in dict.fromkeys(question.spans):
-            if span not in gold and any(nested_in(span, keyword, question.text) for keyword in gold):
+            if span not in gold and covered_by(span, gold, question.text):
                 continue  # a piece of a kept keyword: left out by the rule, not by a different judgement
             entry = by_span.setdefault(span, InconsistentSpan(span))
             (entry.kept_lines if span in gold else entry.left_out_lines).append(line)
         for noun in kept_verbal_nouns(question.text, question.tokens):
-            if noun in gold or any(nested_in(noun, keyword, question.text) for keyword in gold):
+            if noun in gold or covered_by(noun, gold, question.text):
                 verbal.labelled_lines.append(line)
             else:
                 verbal.unlabelled_lines.append(line)

@@ -37,7 +37,7 @@ import numpy as np
 from keyword_extractor.common.files import write_atomic
 from keyword_extractor.model import integrity
 from keyword_extractor.text.baselines import STOPWORDS
-from keyword_extractor.text.keywords import nested_in
+from keyword_extractor.text.keywords import covered_by, nested_in
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.morphology import Token, token_end
 from keyword_extractor.text.span_features import (
@@ -204,8 +204,9 @@ def choose(
     """Spans above the threshold, best first, in question order, each without a plural `들`; the best span
     when none is above it, since every question holds at least one keyword (LABELLING.md: 1 to 6).
 
-    With `drop_nested`, a span is skipped when it overlaps a kept one at every place it occurs (one is
-    nested in the other: `보이저` and `보이저 2호`); a span that also stands on its own is kept. A name of
+    With `drop_nested`, a span is skipped when every place it occurs lies inside kept spans, one or several
+    (`보이저` beside `보이저 2호`; `스티브` beside `스티브 잡스` and `스티브 워즈니악`), or when it holds a kept
+    span at every place that one occurs; a span that also stands on its own is kept. A name of
     several words or a date above the threshold (`_taken_whole`) comes before every other span, the longest
     first, so that it is kept whole rather than its pieces (`빈센트 반 고흐`, not `빈센트 반` and `고흐`). With
     `add_verbal_nouns`, the question's `domain_verbal_nouns` are kept too, unless inside a kept span.
@@ -219,13 +220,11 @@ def choose(
         span = without_plural(span, question)
         if span in kept:
             continue
-        if drop_nested and any(nested_in(span, other, text) or nested_in(other, span, text) for other in kept):
+        if drop_nested and (covered_by(span, kept, text) or any(nested_in(other, span, text) for other in kept)):
             continue
         kept.append(span)
     if add_verbal_nouns:
-        kept += [
-            n for n in domain_verbal_nouns(question) if n not in kept and not any(nested_in(n, o, text) for o in kept)
-        ]
+        kept += [n for n in domain_verbal_nouns(question) if n not in kept and not covered_by(n, kept, text)]
     if not kept and ranked:
         kept.append(without_plural(ranked[0][0], question))
     kept.sort(key=question.text.find)

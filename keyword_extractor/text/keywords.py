@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 SEPARATOR = ", "
 # Labelling limits (LABELLING.md) that data validation enforces per row.
@@ -80,9 +80,23 @@ def nested_in(span: str, other: str, text: str) -> bool:
     `보이저` is nested in `보이저 2호` in "보이저 2호는 어디에 있나요?"; `관세` is not nested in `관세청` in
     "관세를 내라는 관세청 문자", where it also stands on its own.
     """
-    if span == other or span not in other:
+    return covered_by(span, [other], text)
+
+
+def covered_by(span: str, others: Sequence[str], text: str) -> bool:
+    """True when every place `span` occurs in `text` lies inside a place where one of `others` occurs.
+
+    Each place may be covered by a different one: `스티브` is a piece of the answer `스티브 잡스`, `스티브
+    워즈니악` in "스티브 잡스와 스티브 워즈니악이 …", though neither name alone covers both its places.
+    """
+    covers = [
+        (start, start + len(other))
+        for other in others
+        if other != span and span in other
+        for start in _occurrences(other, text)
+    ]
+    if not covers:
         return False
-    covers = [(start, start + len(other)) for start in _occurrences(other, text)]
     return all(
         any(begin <= start and start + len(span) <= end for begin, end in covers) for start in _occurrences(span, text)
     )
