@@ -29,7 +29,7 @@ from keyword_extractor.common.paths import PROJECT_ROOT
 from keyword_extractor.data.folds import split_train_val, validation_folds
 from keyword_extractor.data.tsv import load_pairs
 from keyword_extractor.model import span_selector
-from keyword_extractor.text.keywords import clean_keywords, nested_in, parse_keywords
+from keyword_extractor.text.keywords import clean_keywords, covered_by, nested_in, parse_keywords
 from keyword_extractor.text.metrics import score
 from keyword_extractor.text.questions import QuestionAnalyser
 from keyword_extractor.text.span_features import ParsedQuestion
@@ -77,9 +77,9 @@ def as_labelled(questions: list[ParsedQuestion], golds: list[list[str]], answers
 
 
 def to_convention(questions: list[ParsedQuestion], golds: list[list[str]], answers: list[list[str]]) -> tuple:
-    """The labels with every domain verbal noun that no keyword of the row holds added to them."""
+    """The labels with every domain verbal noun that the row's keywords do not cover added to them."""
     added = [
-        gold + [n for n in DOMAIN_VERBAL_NOUNS(q) if not any(nested_in(n, k, q.text) for k in gold)]
+        gold + [n for n in DOMAIN_VERBAL_NOUNS(q) if not covered_by(n, gold, q.text)]
         for q, gold in zip(questions, golds, strict=True)
     ]
     return [list(dict.fromkeys(row)) for row in added], answers
@@ -128,7 +128,7 @@ def expected_f1_choice(question, scored, threshold, drop_nested, limit) -> list[
     kept, probabilities = [], []
     for span, probability in sorted(scored, key=lambda pair: -pair[1]):
         span = span_selector.without_plural(span, question)
-        overlaps = any(nested_in(span, o, question.text) or nested_in(o, span, question.text) for o in kept)
+        overlaps = covered_by(span, kept, question.text) or any(nested_in(o, span, question.text) for o in kept)
         if span not in kept and not (drop_nested and overlaps):
             kept.append(span)
             probabilities.append(probability)

@@ -407,7 +407,8 @@ def threshold_index(curve: Sequence[float], thresholds: Sequence[float]) -> int:
     higher: 65 general validation questions picked 0.50, and their held-out customs questions scored 1.5
     points better at 0.40 (benchmarks/README.md, ninth round). `thresholds` ascend.
     """
-    allowed = sum(1 for threshold in thresholds if threshold <= max(curve) / 2) or 1
+    bound = max(curve) / 2
+    allowed = sum(1 for threshold in thresholds if threshold <= bound) or 1
     return plateau_middle(curve[:allowed])
 
 
