@@ -4,15 +4,19 @@
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,expected-f1
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,no-verbal-nouns --labels convention
     PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current,one-scorer --models DIR
+    PYTHONPATH=. .venv/bin/python -m benchmarks.selector_levers --variants current --selector-seeds 3
 
 `benchmarks.transfer --reuse-models` refits a selector through the real entry point, one process per fold
 and a full evaluation each (minutes per variant). This keeps each fold's parsed questions and seq2seq
 answers (cached beside the models, `selector_cache.json`) and calls `span_selector.fit` again per
-variant (about 30 s per variant on 2 cores). `current` reproduces the committed selector's held-out F1
+variant (about 2.5 minutes per variant and seed for the five folds on the 2-core AMD EPYC, once the
+folds are parsed). `current` reproduces the committed selector's held-out F1
 exactly. Every variant is a change of the selector's code, applied for its run and undone after it.
 `--labels` scores the held-out answers against the labels as written, against the labels with every
 domain verbal noun added as LABELLING.md asks (in memory; no file is rewritten), or with verbal nouns
-left out of both labels and answers.
+left out of both labels and answers. `--selector-seeds` fits each selector with several seeds of its own
+randomness (bootstrap samples, trees, the combiner's folds) and prints their mean and range: a lever is
+worth keeping when it moves a fold by more than that range.
 """
 
 from __future__ import annotations
@@ -95,8 +99,12 @@ def verbal_nouns_ignored(questions: list[ParsedQuestion], golds: list[list[str]]
 LABELS = {"as-labelled": as_labelled, "convention": to_convention, "verbal-nouns-ignored": verbal_nouns_ignored}
 
 
-def held_out_f1(fold: dict, parsed: dict, labels=as_labelled) -> tuple[float, float]:
-    """(selector, Kiwi baseline) F1 on the fold's held-out questions, the selector fitted as training fits it."""
+def held_out_f1(fold: dict, parsed: dict, labels=as_labelled, seed_offset: int = 0) -> tuple[float, float]:
+    """(selector, Kiwi baseline) F1 on the fold's held-out questions, the selector fitted as training fits it.
+
+    `seed_offset` moves the selector's own randomness (its scorers' bootstrap samples and trees, the
+    combiner's folds) away from the training's seed, to measure how far a refit alone moves the F1.
+    """
     selector = span_selector.fit(
         parsed["train"],
         fold["train"]["golds"],
@@ -104,7 +112,7 @@ def held_out_f1(fold: dict, parsed: dict, labels=as_labelled) -> tuple[float, fl
         fold["val"]["golds"],
         fold["answers"]["val"],
         limit=fold["limit"],
-        seed=fold["seed"],
+        seed=fold["seed"] + seed_offset,
     )
     questions = parsed["held_out"]
     chosen = selector.select(questions, fold["answers"]["held_out"], fold["limit"])
@@ -172,10 +180,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=Path, default=PROJECT_ROOT / "data" / "train.tsv")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--labels", choices=LABELS, default="as-labelled", help="what the answers are scored against")
+    parser.add_argument(
+        "--selector-seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit each selector with N seeds (the training's, then +1000, +2000, ...) and print the mean "
+        "F1 with its range: how far the selector's own randomness moves a fold (default: 1, the training's)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    if args.selector_seeds < 1:
+        parser.error(f"--selector-seeds must be 1 or more, got {args.selector_seeds}")
     folds = fold_inputs(args.models, args.train)
     analyser = QuestionAnalyser()
     parsed = {
@@ -185,9 +203,27 @@ def main(argv: list[str] | None = None) -> None:
     print("| variant | " + " | ".join(folds) + " |\n|---|" + "---:|" * len(folds))
     for variant in args.variants.split(","):
         with VARIANTS[variant]():
-            results = [held_out_f1(folds[name], parsed[name], LABELS[args.labels]) for name in folds]
-        cells = [f"{model:.4f} ({model - baseline:+.4f})" for model, baseline in results]
+            cells = [
+                fold_cell(
+                    [
+                        held_out_f1(folds[name], parsed[name], LABELS[args.labels], SEED_STEP * k)
+                        for k in range(args.selector_seeds)
+                    ]
+                )
+                for name in folds
+            ]
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
+
+
+SEED_STEP = 1000  # between the selector seeds of --selector-seeds
+
+
+def fold_cell(results: list[tuple[float, float]]) -> str:
+    """`model (margin over the rule)`, or with several seeds `mean (margin) [lowest–highest]`."""
+    models = [model for model, _ in results]
+    mean, baseline = float(np.mean(models)), results[0][1]
+    cell = f"{mean:.4f} ({mean - baseline:+.4f})"
+    return cell if len(models) == 1 else f"{cell} [{min(models):.4f}–{max(models):.4f}]"
 
 
 if __name__ == "__main__":
