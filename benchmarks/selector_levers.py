@@ -10,8 +10,8 @@
 and a full evaluation each (minutes per variant). This keeps each fold's parsed questions and seq2seq
 answers (cached beside the models, `selector_cache.json`) and calls `span_selector.fit` again per
 variant (about 2.5 minutes per variant and seed for the five folds on the 2-core AMD EPYC, once the
-folds are parsed). `current` reproduces the committed selector's held-out F1
-exactly. Every variant is a change of the selector's code, applied for its run and undone after it.
+folds are parsed). `current` reproduces the committed selector's held-out F1 exactly. Every variant is a
+change of the selector's code, applied for its run and undone after it.
 `--labels` scores the held-out answers against the labels as written, against the labels with every
 domain verbal noun added as LABELLING.md asks (in memory; no file is rewritten), or with verbal nouns
 left out of both labels and answers. `--selector-seeds` fits each selector with several seeds of its own
@@ -39,6 +39,7 @@ from keyword_extractor.text.questions import QuestionAnalyser
 from keyword_extractor.text.span_features import ParsedQuestion
 
 CACHE_FILE = "selector_cache.json"
+SEED_STEP = 1000  # between the selector seeds of --selector-seeds
 
 
 def fold_inputs(models: Path, train_file: Path) -> dict[str, dict]:
@@ -213,9 +214,6 @@ def main(argv: list[str] | None = None) -> None:
                 for name in folds
             ]
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
-
-
-SEED_STEP = 1000  # between the selector seeds of --selector-seeds
 
 
 def fold_cell(results: list[tuple[float, float]]) -> str:
